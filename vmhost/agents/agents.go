@@ -1,0 +1,92 @@
+// Package agents is the table of coding agents Moat knows how to run. An
+// agent is data: adding one is adding an entry to Table, never a code path.
+package agents
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Agent describes how to start one agent inside a sandbox.
+type Agent struct {
+	// Name is what users type: `moat run NAME`.
+	Name string `json:"name"`
+	// Binary must be on PATH in the template for the agent to run; Moat
+	// checks it before attaching and names it in the error otherwise.
+	Binary string `json:"binary"`
+	// Command is the argv that starts the agent; DefaultArgs follow it,
+	// unless the user passes their own after `--`.
+	Command     []string `json:"command"`
+	DefaultArgs []string `json:"default_args,omitempty"`
+	// CredentialEnv lists the environment variables that carry the agent's
+	// credentials (read on the host by the client, sent in the exec body).
+	CredentialEnv []string `json:"credential_env,omitempty"`
+	// Template is the default template for a new sandbox of this agent.
+	Template string `json:"template"`
+	// Description is one line for help output.
+	Description string `json:"description"`
+}
+
+// BaseTemplate is the template name for the guest assets' own base disk,
+// used until OCI templates exist.
+const BaseTemplate = "base"
+
+// loginShell runs bash as a login shell when the template has it, else
+// /bin/sh; user arguments after `--` are passed through.
+const loginShell = `if command -v bash >/dev/null 2>&1; then exec bash -l "$@"; fi; exec /bin/sh -l "$@"`
+
+// Table is every known agent.
+var Table = []Agent{
+	{
+		Name:          "claude",
+		Binary:        "claude",
+		Command:       []string{"claude"},
+		DefaultArgs:   []string{"--dangerously-skip-permissions"},
+		CredentialEnv: []string{"ANTHROPIC_API_KEY"},
+		Template:      BaseTemplate,
+		Description:   "Claude Code (runs with --dangerously-skip-permissions: the sandbox is the boundary)",
+	},
+	{
+		Name:        "shell",
+		Binary:      "sh",
+		Command:     []string{"/bin/sh", "-c", loginShell, "sh"},
+		Template:    BaseTemplate,
+		Description: "a login shell (bash when present), for manual setup",
+	},
+}
+
+// Lookup returns the named agent.
+func Lookup(name string) (Agent, error) {
+	for _, a := range Table {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	return Agent{}, fmt.Errorf("unknown agent %q (known agents: %s)", name, strings.Join(Names(), ", "))
+}
+
+// Names lists the agents, sorted.
+func Names() []string {
+	var n []string
+	for _, a := range Table {
+		n = append(n, a.Name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Argv is the full command line for a run: Command, then args if given,
+// else DefaultArgs.
+func (a Agent) Argv(args []string) []string {
+	argv := append([]string{}, a.Command...)
+	if args != nil {
+		return append(argv, args...)
+	}
+	return append(argv, a.DefaultArgs...)
+}
+
+// ProbeArgv is a command that exits 0 when the agent's binary is on PATH.
+func (a Agent) ProbeArgv() []string {
+	return []string{"/bin/sh", "-c", `command -v "$1" >/dev/null 2>&1`, "sh", a.Binary}
+}

@@ -1,0 +1,206 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moatsandbox/moat/vmhost/state"
+)
+
+func TestDefaultName(t *testing.T) {
+	for _, c := range []struct{ ws, want string }{
+		{"/home/a/proj", "shell-proj"},
+		{"/home/a/foo.bar", "shell-foo-bar"},
+		{"/home/a/My Project", "shell-my-project"},
+		{"/home/a/.hidden", "shell-hidden"},
+		{"/home/a/café_ü", "shell-caf"},
+		{"/home/a/日本語", "shell-ws-" + Suffix("/home/a/日本語")},
+		{"/home/a/" + strings.Repeat("x", 100), "shell-" + strings.Repeat("x", MaxNameLen-7-6)},
+	} {
+		got := DefaultName("shell", c.ws)
+		if got != c.want {
+			t.Errorf("DefaultName(%q) = %q, want %q", c.ws, got, c.want)
+		}
+		if err := ValidateName(got); err != nil {
+			t.Errorf("default name %q invalid: %v", got, err)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"a", "proj-1", "foo.bar", "A_b+c"} {
+		if err := ValidateName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".x", "-x", "a b", "a/b", "..", "é", strings.Repeat("a", 64), "claude", "shell"} {
+		err := ValidateName(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if !strings.Contains(err.Error(), "letters, digits") {
+			t.Errorf("%q: message does not list the rules: %v", bad, err)
+		}
+	}
+}
+
+func TestValidateWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o600)
+	link := filepath.Join(dir, "link")
+	os.Symlink(dir, link)
+	if _, err := ValidateWorkspace(filepath.Join(dir, "missing"), false); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing: %v", err)
+	}
+	if _, err := ValidateWorkspace(file, false); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("file: %v", err)
+	}
+	if _, err := ValidateWorkspace("/", false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("root: %v", err)
+	}
+	if _, err := ValidateWorkspace("/", true); err != nil {
+		t.Errorf("root forced: %v", err)
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		if _, err := ValidateWorkspace(h, false); err == nil {
+			t.Errorf("home accepted")
+		}
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if got, err := ValidateWorkspace(link, false); err != nil || got != real {
+		t.Errorf("symlink: %q %v", got, err)
+	}
+	w, err := ParseWorkspace(link+":ro", false)
+	if err != nil || !w.ReadOnly || w.Path != real {
+		t.Errorf("ro: %+v %v", w, err)
+	}
+}
+
+func newReg(t *testing.T) *Registry {
+	l, err := state.New(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Registry{L: l}
+}
+
+func ws(t *testing.T, name string) Workspace {
+	d := filepath.Join(t.TempDir(), name)
+	os.MkdirAll(d, 0o700)
+	p, err := ValidateWorkspace(d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Workspace{Path: p}
+}
+
+func TestEnsureReuseAndCollisions(t *testing.T) {
+	g := newReg(t)
+	ctx := context.Background()
+	a := ws(t, "proj")
+	r1, created, err := g.Ensure(ctx, Request{Agent: "shell", Workspaces: []Workspace{a}, Reuse: true})
+	if err != nil || !created || r1.Name != "shell-proj" {
+		t.Fatalf("first: %+v %v %v", r1, created, err)
+	}
+	r2, created, err := g.Ensure(ctx, Request{Agent: "shell", Workspaces: []Workspace{a}, Reuse: true})
+	if err != nil || created || r2.ID != r1.ID {
+		t.Fatalf("reuse: %+v %v %v", r2, created, err)
+	}
+	// create (no reuse) of the same agent+workspace is refused.
+	if _, _, err := g.Ensure(ctx, Request{Agent: "shell", Workspaces: []Workspace{a}}); !errors.Is(err, ErrExists) {
+		t.Fatalf("create twice: %v", err)
+	}
+	// Another folder with the same base name gets a stable suffix.
+	b := ws(t, "proj")
+	r3, _, err := g.Ensure(ctx, Request{Agent: "shell", Workspaces: []Workspace{b}, Reuse: true})
+	if err != nil || r3.Name != "shell-proj-"+Suffix(b.Path) {
+		t.Fatalf("collision: %+v %v", r3, err)
+	}
+	// Another agent on the same folder is another sandbox.
+	r4, _, err := g.Ensure(ctx, Request{Agent: "claude", Workspaces: []Workspace{a}, Reuse: true})
+	if err != nil || r4.Name != "claude-proj" {
+		t.Fatalf("claude: %+v %v", r4, err)
+	}
+	// Explicit names.
+	if _, _, err := g.Ensure(ctx, Request{Agent: "shell", Name: "shell-proj", Workspaces: []Workspace{b}, Reuse: true}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("name used for another workspace: %v", err)
+	}
+	if _, _, err := g.Ensure(ctx, Request{Agent: "shell", Name: "shell-proj", Workspaces: []Workspace{a}}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	if _, _, err := g.Ensure(ctx, Request{Agent: "shell", Name: "bad name", Workspaces: []Workspace{a}}); err == nil {
+		t.Fatal("bad name accepted")
+	}
+	if _, _, err := g.Ensure(ctx, Request{Agent: "nope", Workspaces: []Workspace{a}}); err == nil || !strings.Contains(err.Error(), "unknown agent") {
+		t.Fatalf("unknown agent: %v", err)
+	}
+	es, _ := g.List()
+	if len(es) != 3 {
+		t.Fatalf("list: %d entries", len(es))
+	}
+	if err := g.Remove(ctx, "shell-proj"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Get("shell-proj"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after remove: %v", err)
+	}
+	if err := g.Remove(ctx, "shell-proj"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("remove twice: %v", err)
+	}
+}
+
+func TestEnsureConcurrent(t *testing.T) {
+	g := newReg(t)
+	a := ws(t, "proj")
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Separate registries: separate lock file descriptors, like processes.
+			g2 := &Registry{L: g.L}
+			r, _, err := g2.Ensure(context.Background(), Request{Agent: "shell", Workspaces: []Workspace{a}, Reuse: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = r.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("different sandboxes: %v", ids)
+		}
+	}
+	es, _ := g.List()
+	if len(es) != 1 {
+		t.Fatalf("%d sandboxes", len(es))
+	}
+}
+
+func TestUnreadableRecord(t *testing.T) {
+	g := newReg(t)
+	a := ws(t, "proj")
+	r, _, err := g.Ensure(context.Background(), Request{Agent: "shell", Workspaces: []Workspace{a}, Reuse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(g.Paths(r).Record(), []byte("{garbage"), 0o600)
+	if _, err := g.Get(r.Name); !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "moat rm -f") {
+		t.Fatalf("get: %v", err)
+	}
+	es, _ := g.List()
+	if len(es) != 1 || es[0].Err == nil {
+		t.Fatalf("list: %+v", es)
+	}
+	if err := g.Remove(context.Background(), r.Name); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,3 @@
+package state
+
+func checkOwner(string) error { return nil }
