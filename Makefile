@@ -53,6 +53,7 @@ vet:
 cross:
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./vmhost/guest/cmd/moat-guest
+	build/typecheck-darwin.sh
 
 bench: build
 	$(GO) run ./bench -runs 50 -out docs/benchmarks.md
