@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&c.arch, "arch", runtime.GOARCH, "guest architecture: amd64, arm64 or all")
 	flag.StringVar(&c.out, "out", "", "output root; assets go to OUT/<arch>/ (required)")
 	flag.StringVar(&c.cache, "cache", "", "download and work cache (default <user cache dir>/moat/guest-build)")
-	flag.StringVar(&c.agent, "agent", "", "use this static linux binary as /init instead of building "+agentPkg)
+	flag.StringVar(&c.agent, "agent", "", "use this static linux binary as /init instead of building "+agentPkg+" (\"{arch}\" in the path is replaced by the guest arch)")
 	flag.StringVar(&c.src, "src", "", "source tree (default: the module root above the current directory)")
 	flag.BoolVar(&c.check, "check", true, "self-check the result where the build machine can run it (mke2fs on amd64 hosts)")
 	flag.BoolVar(&c.offline, "offline", false, "never run apt-get; fail if a package is not cached")
@@ -198,7 +198,7 @@ func buildArch(c config, arch string) (*assets.Manifest, error) {
 	modroot := filepath.Join(kroot, "lib", "modules", release)
 
 	// The guest agent.
-	agent := c.agent
+	agent := strings.ReplaceAll(c.agent, "{arch}", arch)
 	if agent == "" {
 		if agent, err = buildAgent(c, arch, logf); err != nil {
 			return nil, err
