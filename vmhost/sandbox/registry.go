@@ -144,6 +144,8 @@ type Request struct {
 	// Reuse allows returning an existing sandbox for the same agent and
 	// workspace (run); without it an existing match is an error (create).
 	Reuse bool `json:"reuse,omitempty"`
+	// Force allows the filesystem root and the home directory as workspaces.
+	Force bool `json:"force,omitempty"`
 }
 
 // Ensure returns the sandbox for req, creating its record when needed. The
