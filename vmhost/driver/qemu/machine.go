@@ -106,16 +106,28 @@ func (m *machine) onEvent(ev qmpEvent) {
 func (m *machine) qemuLogDetail() string {
 	b, _ := os.ReadFile(filepath.Join(m.spec.RunDir, QEMULog))
 	if t := lastLines(string(b), 10); t != "" {
-		return "\nqemu: " + strings.ReplaceAll(t, "\n", "\nqemu: ")
+		return "\nqemu said:\n  " + strings.ReplaceAll(t, "\n", "\n  ")
 	}
 	return ""
 }
 
+// consoleDetail is the console's tail for an error message. A kernel panic's
+// own line is put first when the tail (usually a stack dump) lacks it.
 func (m *machine) consoleDetail() string {
-	if t := driver.ConsoleTail(m.spec.ConsoleLog, ConsoleTailLines); t != "" {
-		return fmt.Sprintf("\nlast console lines (%s):\n%s", m.spec.ConsoleLog, t)
+	t := driver.ConsoleTail(m.spec.ConsoleLog, ConsoleTailLines)
+	if t == "" {
+		return fmt.Sprintf("\nthe guest console (%s) is empty", m.spec.ConsoleLog)
 	}
-	return fmt.Sprintf("\nthe guest console (%s) is empty", m.spec.ConsoleLog)
+	if !strings.Contains(t, "Kernel panic") {
+		long := strings.Split(driver.ConsoleTail(m.spec.ConsoleLog, 1000), "\n")
+		for i := len(long) - 1; i >= 0; i-- {
+			if strings.Contains(long[i], "Kernel panic") {
+				t = long[i] + "\n  ...\n" + t
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("\nlast console lines (%s):\n  %s", m.spec.ConsoleLog, strings.ReplaceAll(t, "\n", "\n  "))
 }
 
 // waitReady connects QMP and waits for query-status to say running.
@@ -128,7 +140,7 @@ func (m *machine) waitReady(ctx context.Context, timeout time.Duration) error {
 	for q == nil {
 		select {
 		case <-m.done:
-			return m.bootFailure("qemu exited during start-up")
+			return m.bootFailure("start-up failed")
 		default:
 		}
 		c, err := dialQMP(ctx, sock, m.onEvent)
@@ -139,7 +151,7 @@ func (m *machine) waitReady(ctx context.Context, timeout time.Duration) error {
 		lastErr = err
 		select {
 		case <-m.done:
-			return m.bootFailure("qemu exited during start-up")
+			return m.bootFailure("start-up failed")
 		case <-ctx.Done():
 			return m.bootFailure(fmt.Sprintf("qemu did not answer on %s (%v; last error: %v)", sock, ctx.Err(), lastErr))
 		case <-time.After(20 * time.Millisecond):
@@ -153,7 +165,7 @@ func (m *machine) waitReady(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			select {
 			case <-m.done:
-				return m.bootFailure("qemu exited during start-up")
+				return m.bootFailure("start-up failed")
 			default:
 			}
 			return m.bootFailure(fmt.Sprintf("qemu: query-status: %v", err))
@@ -183,28 +195,21 @@ func (m *machine) waitReady(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// bootFailure builds a start-up error carrying qemu's output and the console tail.
+// bootFailure builds a start-up error carrying qemu's output, its command
+// line and the console tail.
 func (m *machine) bootFailure(what string) error {
-	var why string
 	select {
 	case <-m.done:
-		if e := exitError(m.exitCause()); e != nil {
-			why = " (" + e.Error() + ")"
+		m.mu.Lock()
+		if m.err != nil {
+			what += ": " + firstLine(m.err.Error())
+		} else {
+			what += ": qemu exited"
 		}
+		m.mu.Unlock()
 	default:
 	}
-	return fmt.Errorf("qemu: %s%s\ncommand: %s %s%s%s", what, why, m.binary, strings.Join(m.args, " "), m.qemuLogDetail(), m.consoleDetail())
-}
-
-// exitCause is the raw error recorded for qemu's exit, without details.
-func (m *machine) exitCause() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err == nil {
-		return nil
-	}
-	// m.err already carries details; its first line is the cause.
-	return errors.New(firstLine(m.err.Error()))
+	return fmt.Errorf("qemu: %s%s\ncommand: %s %s%s", what, m.qemuLogDetail(), m.binary, strings.Join(m.args, " "), m.consoleDetail())
 }
 
 func (m *machine) Layout() driver.Layout { return m.layout }
