@@ -52,7 +52,7 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.arch, "arch", runtime.GOARCH, "guest architecture: amd64, arm64 or all")
-	flag.StringVar(&c.out, "out", "", "output root; assets go to OUT/<arch>/ (required)")
+	flag.StringVar(&c.out, "out", "", "output root; assets go to OUT/<arch>/ (default <user cache dir>/moat/guest, where vmhost/assets looks)")
 	flag.StringVar(&c.cache, "cache", "", "download and work cache (default <user cache dir>/moat/guest-build)")
 	flag.StringVar(&c.agent, "agent", "", "use this static linux binary as /init instead of building "+agentPkg+" (\"{arch}\" in the path is replaced by the guest arch)")
 	flag.StringVar(&c.src, "src", "", "source tree (default: the module root above the current directory)")
@@ -60,8 +60,8 @@ func main() {
 	flag.BoolVar(&c.offline, "offline", false, "never run apt-get; fail if a package is not cached")
 	flag.BoolVar(&c.verbose, "v", false, "log every step")
 	flag.Parse()
-	if c.out == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./build/guest -arch amd64|arm64|all -out DIR [-cache DIR] [-agent PATH]")
+	if flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./build/guest [-arch amd64|arm64|all] [-out DIR] [-cache DIR] [-agent PATH]")
 		os.Exit(2)
 	}
 	if err := run(c); err != nil {
@@ -77,12 +77,17 @@ func run(c config) error {
 			return err
 		}
 	}
-	if c.cache == "" {
+	if c.cache == "" || c.out == "" {
 		d, err := os.UserCacheDir()
 		if err != nil {
-			return fmt.Errorf("no user cache dir (%v); pass -cache", err)
+			return fmt.Errorf("no user cache dir (%v); pass -cache and -out", err)
 		}
-		c.cache = filepath.Join(d, "moat", "guest-build")
+		if c.cache == "" {
+			c.cache = filepath.Join(d, "moat", "guest-build")
+		}
+		if c.out == "" {
+			c.out = filepath.Join(d, "moat", "guest")
+		}
 	}
 	if c.out, err = filepath.Abs(c.out); err != nil {
 		return err

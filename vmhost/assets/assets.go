@@ -14,9 +14,12 @@
 package assets
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -133,4 +136,34 @@ func Load(dir string) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// Files returns the manifest's file names: kernel, initramfs, modules disk,
+// base disk.
+func (s *Set) Files() []string { return []string{s.Kernel, s.Initrd, s.Modules, s.Base} }
+
+// Verify re-hashes every file against the manifest's SHA256 map. It reads
+// all of them (the modules disk is a few hundred MB), so callers use it in
+// tests and diagnostics rather than on every start.
+func (s *Set) Verify() error {
+	for _, name := range s.Files() {
+		want, ok := s.SHA256[name]
+		if !ok {
+			return fmt.Errorf("%s: manifest has no sha256 for %s", s.Dir, name)
+		}
+		f, err := os.Open(filepath.Join(s.Dir, name))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			return fmt.Errorf("%s: %s has sha256 %s, manifest says %s; rebuild with `%s`", s.Dir, name, got, want, BuildCommand)
+		}
+	}
+	return nil
 }
