@@ -1,0 +1,118 @@
+// Package cli is the `moat` command line: cobra commands that talk to the
+// vmhost daemon only through its API client (auto-starting the daemon when
+// no socket answers), plus the terminal handling of `run` and `exec`.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatsandbox/moat/vmhost/state"
+)
+
+// Version is set at build time with -ldflags "-X .../app/cli.Version=v1.2.3".
+var Version = "dev"
+
+// exitError carries a remote process's exit code; it prints nothing.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+type globals struct {
+	debug  bool
+	socket string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs the CLI with args (without the program name) and returns the
+// process exit code. The terminal is restored on every path, panics included.
+func Main(args []string) (code int) {
+	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	defer func() {
+		if r := recover(); r != nil {
+			restoreTerminal()
+			fmt.Fprintf(g.stderr, "moat: internal error: %v\n", r)
+			if g.debug {
+				fmt.Fprintf(g.stderr, "%s\n", debug.Stack())
+			}
+			code = 70
+		}
+	}()
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	err := root.ExecuteContext(context.Background())
+	restoreTerminal()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	msg := strings.TrimSpace(err.Error())
+	fmt.Fprintf(g.stderr, "moat: %s\n", msg)
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "moat",
+		Short: "Moat runs coding agents in persistent microVM sandboxes, one per project folder",
+		Long: `Moat gives every project folder its own persistent microVM sandbox.
+
+  moat run claude ~/my-project     start (or reuse) the sandbox and attach to Claude Code
+  moat run shell ~/my-project      the same with a login shell
+  moat ls                          list sandboxes
+
+The first command starts the per-user daemon (moat vmhost) when it is not running.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		Version:           versionString(),
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%v (see `%s --help`)", err, c.CommandPath())
+	})
+	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "print debugging information")
+	root.PersistentFlags().StringVar(&g.socket, "socket", "", "connect to the daemon at this unix socket")
+	root.PersistentFlags().MarkHidden("socket")
+	root.AddCommand(
+		newRunCmd(g), newCreateCmd(g), newLsCmd(g), newExecCmd(g), newStopCmd(g), newRmCmd(g),
+		newInspectCmd(g), newLogsCmd(g), newResetCmd(g), newVersionCmd(g),
+		newVmhostCmd(g), newSuperviseCmd(g),
+	)
+	return root
+}
+
+func versionString() string {
+	v := "moat " + Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}
+
+func layout() (*state.Layout, error) { return state.Default() }
+
+// usageError is an error about the command line itself.
+func usageError(c *cobra.Command, format string, a ...any) error {
+	return fmt.Errorf("%s (see `%s --help`)", fmt.Sprintf(format, a...), c.CommandPath())
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/daemon"
+	"github.com/moatsandbox/moat/vmhost/state"
+)
+
+// daemonStartTimeout bounds the wait for an auto-started daemon.
+const daemonStartTimeout = 20 * time.Second
+
+func ping(ctx context.Context, c *api.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := c.Version(ctx)
+	return err
+}
+
+// connect returns a client of a daemon that answers, starting one in the
+// background when none does (unless autostart is false).
+func (g *globals) connect(ctx context.Context, autostart bool) (*api.Client, error) {
+	l, err := layout()
+	if err != nil {
+		return nil, err
+	}
+	sock := l.DaemonSocket()
+	if g.socket != "" {
+		sock = g.socket
+	}
+	c := api.NewClient(sock)
+	if err := ping(ctx, c); err == nil {
+		return c, nil
+	} else if g.socket != "" || !autostart {
+		return nil, fmt.Errorf("no moat daemon answers at %s: %v", sock, err)
+	}
+	if err := l.EnsureHome(); err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, daemonStartTimeout)
+	defer cancel()
+	lk, err := state.Acquire(lctx, l.DaemonStartLock())
+	if err != nil {
+		return nil, fmt.Errorf("waiting for another moat to start the daemon: %w", err)
+	}
+	defer lk.Unlock()
+	if err := ping(ctx, c); err == nil {
+		return c, nil
+	}
+	if g.debug {
+		fmt.Fprintf(g.stderr, "moat: starting the daemon (log: %s)\n", l.DaemonLog())
+	}
+	exited, err := spawnDaemon(l)
+	if err != nil {
+		return nil, fmt.Errorf("start the moat daemon: %w", err)
+	}
+	deadline := time.Now().Add(daemonStartTimeout)
+	for {
+		if err := ping(ctx, c); err == nil {
+			return c, nil
+		}
+		select {
+		case <-exited:
+			if err := ping(ctx, c); err == nil {
+				return c, nil
+			}
+			return nil, fmt.Errorf("the moat daemon exited at start:%s", logTail(l.DaemonLog()))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the moat daemon did not answer on %s within %v; see %s", sock, daemonStartTimeout, l.DaemonLog())
+		}
+	}
+}
+
+func spawnDaemon(l *state.Layout) (<-chan struct{}, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(l.DaemonLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "vmhost")
+	cmd.Env = append(os.Environ(), state.EnvHome+"="+l.Home)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = daemon.Detached()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	return done, nil
+}
+
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return " (no log)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
+}
+
+var errNoArgs = errors.New("no arguments")

@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/sandbox"
+)
+
+func newExecCmd(g *globals) *cobra.Command {
+	var (
+		interactive, tty bool
+		envs, envFiles   []string
+		dir, user        string
+	)
+	c := &cobra.Command{
+		Use:   "exec [-i] [-t] [-e K=V] [--env-file F] [-w DIR] [-u USER] NAME CMD...",
+		Short: "Run a command in a running sandbox",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageError(c, "exec needs a sandbox name and a command")
+			}
+			name, argv := args[0], args[1:]
+			env, err := buildEnv(envs, envFiles)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			cl, err := g.connect(ctx, true)
+			if err != nil {
+				return err
+			}
+			s, err := cl.Get(ctx, name)
+			if err != nil {
+				if errors.Is(err, sandbox.ErrNotFound) {
+					return fmt.Errorf("no sandbox named %q (see `moat ls`)", name)
+				}
+				return err
+			}
+			switch s.Status {
+			case api.StatusRunning:
+			case api.StatusError:
+				return fmt.Errorf("sandbox %s is not running (its last start failed: %s); start it with `moat run %s`", name, firstLine(s.Reason, 200), name)
+			default:
+				return fmt.Errorf("sandbox %s is %s; start it with `moat run %s`", name, s.Status, name)
+			}
+			if dir == "" {
+				dir = s.Workspace()
+			}
+			if tty {
+				if t := os.Getenv("TERM"); t != "" {
+					env = append(env, "TERM="+t)
+				}
+			}
+			req := api.ExecRequest{Argv: argv, Env: env, Dir: dir, User: user, TTY: tty, Stdin: interactive}
+			code, err := g.attach(ctx, cl, name, req)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.SetInterspersed(false)
+	fl.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open and send it to the command")
+	fl.BoolVarP(&tty, "tty", "t", false, "allocate a terminal")
+	fl.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable (K=V, or K to pass the host's value)")
+	fl.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file (K=V lines)")
+	fl.StringVarP(&dir, "workdir", "w", "", "working directory in the sandbox (default: the workspace)")
+	fl.StringVarP(&user, "user", "u", "", "user name or uid (default: agent)")
+	return c
+}
+
+// buildEnv collects -e and --env-file entries; a bare KEY takes the host's
+// value (and is skipped when unset), as docker does.
+func buildEnv(envs, files []string) ([]string, error) {
+	var out []string
+	add := func(kv, where string) error {
+		k, _, hasEq := strings.Cut(kv, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return fmt.Errorf("invalid environment variable %q%s: use KEY=VALUE", redactValue(kv), where)
+		}
+		if !hasEq {
+			if v, ok := os.LookupEnv(k); ok {
+				out = append(out, k+"="+v)
+			}
+			return nil
+		}
+		out = append(out, kv)
+		return nil
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("env file: %w", err)
+		}
+		sc := bufio.NewScanner(fh)
+		n := 0
+		for sc.Scan() {
+			n++
+			l := strings.TrimSpace(sc.Text())
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			if err := add(l, fmt.Sprintf(" in %s line %d", f, n)); err != nil {
+				fh.Close()
+				return nil, err
+			}
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("env file %s: %w", f, err)
+		}
+	}
+	for _, e := range envs {
+		if err := add(e, ""); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// redactValue keeps a key but never echoes a value (it may be a secret).
+func redactValue(kv string) string {
+	if k, _, ok := strings.Cut(kv, "="); ok {
+		return k + "=…"
+	}
+	return kv
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/moatsandbox/moat/vmhost/api"
+)
+
+var (
+	termMu      sync.Mutex
+	termRestore func()
+)
+
+// restoreTerminal undoes raw mode if it is on; safe to call any time.
+func restoreTerminal() {
+	termMu.Lock()
+	defer termMu.Unlock()
+	if termRestore != nil {
+		termRestore()
+		termRestore = nil
+	}
+}
+
+func makeRaw(fd int) error {
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return err
+	}
+	termMu.Lock()
+	termRestore = func() { term.Restore(fd, old) }
+	termMu.Unlock()
+	return nil
+}
+
+func isTerminal(f any) (int, bool) {
+	if f, ok := f.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return int(f.Fd()), true
+	}
+	return -1, false
+}
+
+// attach runs req in the sandbox with this process's stdio and returns the
+// remote exit code. With req.TTY and a terminal on stdin, the terminal is
+// raw for the session (Ctrl-C and Ctrl-Z travel as bytes) and its size
+// follows every resize.
+func (g *globals) attach(ctx context.Context, c *api.Client, name string, req api.ExecRequest) (int, error) {
+	inFd, inTTY := isTerminal(g.stdin)
+	if req.TTY && inTTY {
+		if w, h, err := term.GetSize(inFd); err == nil {
+			req.Size.Cols, req.Size.Rows = uint16(w), uint16(h)
+		}
+	}
+	if req.TTY && req.Size.Rows == 0 {
+		req.Size.Rows, req.Size.Cols = 24, 80
+	}
+	conn, err := c.Exec(ctx, name, req)
+	if err != nil {
+		return 0, err
+	}
+	s, err := api.NewSession(conn)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	raw := false
+	if req.TTY && inTTY {
+		if err := makeRaw(inFd); err == nil {
+			raw = true
+			defer restoreTerminal()
+		}
+	}
+	stopSig := watchSignals(s, inFd, req.TTY && inTTY, raw)
+	defer stopSig()
+	if req.Stdin {
+		go s.CopyStdin(g.stdin)
+	}
+	stdout, stderr := g.stdout, g.stderr
+	st, err := s.Wait(stdout, stderr)
+	if raw {
+		restoreTerminal()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if st.Error != "" {
+		fmt.Fprintf(g.stderr, "moat: %s\n", st.Error)
+	}
+	return st.Code, nil
+}
+
+var _ io.Writer = (*os.File)(nil)
