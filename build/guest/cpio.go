@@ -11,7 +11,7 @@ import (
 // the tree: entries are sorted, mtimes are 0, inode numbers are assigned in
 // order, the gzip header carries no name and no time.
 func (t *tree) writeInitramfs(w io.Writer) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
+	"github.com/gofrs/flock"
 	"github.com/moatsandbox/moat/vmhost/assets"
 	"github.com/moatsandbox/moat/vmhost/guest/modules"
 )
@@ -157,9 +158,10 @@ func moduleRoot() (string, error) {
 }
 
 func buildArch(c config, arch string) (*assets.Manifest, error) {
+	t0 := time.Now()
 	logf := func(format string, args ...any) {
 		if c.verbose {
-			fmt.Fprintf(os.Stderr, "[%s] %s\n", arch, fmt.Sprintf(format, args...))
+			fmt.Fprintf(os.Stderr, "[%s %5.1fs] %s\n", arch, time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}
 	pin, err := os.ReadFile(filepath.Join(c.src, "build", "guest", "kernel.version"))
@@ -178,6 +180,18 @@ func buildArch(c config, arch string) (*assets.Manifest, error) {
 	}
 
 	a := &apt{arch: arch, dir: filepath.Join(c.cache, arch), logf: logf, offline: c.offline}
+	if err := os.MkdirAll(a.dir, 0o755); err != nil {
+		return nil, err
+	}
+	// One build per cache and architecture at a time (apt state, extractions).
+	lock := flock.New(filepath.Join(a.dir, ".lock"))
+	if ok, _ := lock.TryLock(); !ok {
+		fmt.Fprintf(os.Stderr, "build/guest: %s: waiting for another build using %s\n", arch, a.dir)
+		if err := lock.Lock(); err != nil {
+			return nil, err
+		}
+	}
+	defer lock.Unlock()
 	if err := a.setup(); err != nil {
 		return nil, err
 	}
@@ -223,6 +237,7 @@ func buildArch(c config, arch string) (*assets.Manifest, error) {
 		roots = append(roots, r)
 	}
 
+	logf("packages ready")
 	init, wanted, err := initramfsTree(modroot, release, list, agent)
 	if err != nil {
 		return nil, err
@@ -288,6 +303,7 @@ func buildArch(c config, arch string) (*assets.Manifest, error) {
 		return nil, err
 	}
 	m.SHA256[m.Base] = sum
+	logf("outputs written")
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
@@ -477,11 +493,23 @@ func atomicWrite(name string, data []byte) error {
 	if old, err := os.ReadFile(name); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, name)
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
 }
 
 // checkMke2fs extracts the mke2fs files of the initramfs tree to a temporary
