@@ -138,6 +138,11 @@ func (a *Agent) mountShare(m protocol.Mount) error {
 // Shutdown stops every process (SIGTERM, grace, SIGKILL), syncs, unmounts
 // everything in reverse order and powers off. As PID 1 it never returns.
 func (a *Agent) Shutdown(grace time.Duration) {
+	if !a.PID1 {
+		// kill(-1) outside the VM would hit every process of the user.
+		a.Log.Printf("shutdown: not PID 1; nothing to stop")
+		return
+	}
 	a.Log.Printf("shutdown: stopping processes (grace %v)", grace)
 	_ = unix.Kill(-1, unix.SIGTERM)
 	if !waitNoProcesses(grace) {

@@ -85,6 +85,27 @@ func WaitDisk(d protocol.Disk, timeout time.Duration) (string, error) {
 	}
 }
 
+// IsBlank reports whether the first 64 KiB of dev are zero (a new sparse
+// data disk). Anything else that is not ext4 is not ours to format.
+func IsBlank(dev string) (bool, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 64*1024)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && n == 0 {
+		return false, fmt.Errorf("read %s: %w", dev, err)
+	}
+	for _, b := range buf[:n] {
+		if b != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // HasExtFS reports whether dev starts with an ext2/3/4 superblock (magic
 // 0xEF53 at byte 1080).
 func HasExtFS(dev string) (bool, error) {

@@ -56,10 +56,16 @@ func TestHasExtFS(t *testing.T) {
 	if ok, err := HasExtFS(p); ok || err != nil {
 		t.Fatalf("blank: %v %v", ok, err)
 	}
+	if blank, err := IsBlank(p); !blank || err != nil {
+		t.Fatalf("IsBlank(zeros) = %v %v", blank, err)
+	}
 	b[1080], b[1081] = 0x53, 0xEF
 	os.WriteFile(p, b, 0o644)
 	if ok, err := HasExtFS(p); !ok || err != nil {
 		t.Fatalf("ext: %v %v", ok, err)
+	}
+	if blank, _ := IsBlank(p); blank {
+		t.Fatal("IsBlank(ext) = true")
 	}
 }
 

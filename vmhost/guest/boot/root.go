@@ -60,6 +60,13 @@ func SetupRoot(rc *protocol.RootConfig, r *reaper.Reaper, log *Logger) error {
 		return fmt.Errorf("data disk: %w", err)
 	}
 	if !ok {
+		blank, err := IsBlank(data)
+		if err != nil {
+			return fmt.Errorf("data disk: %w", err)
+		}
+		if !blank {
+			return fmt.Errorf("data disk %s holds something that is not ext4; refusing to format it (remove the sandbox's data disk to start afresh)", data)
+		}
 		start := clockMS()
 		if _, err := r.Run(mke2fsLoader, append([]string{mke2fsLoader}, append(mke2fsArgs, data)...), mke2fsEnv); err != nil {
 			return fmt.Errorf("format data disk %s: %w", data, err)

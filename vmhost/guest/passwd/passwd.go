@@ -142,7 +142,7 @@ func Resolve(entries []Entry, groups []Group, spec string) (User, error) {
 	case numErr == nil:
 		u = User{Name: spec, UID: uint32(uid), GID: uint32(uid), Home: "/", Shell: "/bin/sh"}
 	default:
-		return User{}, fmt.Errorf("user %q not found in /etc/passwd", spec)
+		return User{}, fmt.Errorf("user %s not found in /etc/passwd", spec)
 	}
 	if u.Home == "" {
 		u.Home = "/"

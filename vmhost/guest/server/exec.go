@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,10 +197,15 @@ func (s *Server) input(st *stream, p *process, req *protocol.ExecRequest) {
 				// Normal end, or the session went away: processes keep running.
 				return
 			}
-			// The host closed or reset the stream before exit: hang up.
-			s.logf("exec pid %d: host hung up (%v); sending SIGHUP", p.pid, err)
+			// The host closed or reset the stream before exit, or broke the
+			// framing (which ends the stream): hang up, like a terminal.
+			s.logf("exec pid %d: stream ended before exit (%v); sending SIGHUP", p.pid, err)
 			_ = p.signal(syscall.SIGHUP)
-			st.finish(0, nil)
+			if isProtocolError(err) {
+				st.fail("exec: %v", err)
+			} else {
+				st.finish(0, nil)
+			}
 			return
 		}
 		switch f.Type {
@@ -241,7 +247,7 @@ func (s *Server) start(req *protocol.ExecRequest) (*process, error) {
 	}
 	u, err := passwd.Lookup(root, spec)
 	if err != nil {
-		return nil, cannotRun("user %s: %v", spec, err)
+		return nil, cannotRun("%v", err)
 	}
 	env := passwd.Env(req.Env, u, req.TTY)
 	dir := req.Dir
@@ -402,6 +408,15 @@ func lookPath(file, pathEnv, dir string) (string, error) {
 		return "", denied
 	}
 	return "", notFound("%s: command not found in PATH %s", file, pathEnv)
+}
+
+// isProtocolError tells framing errors (unknown type, oversized or truncated
+// frame) from the stream simply ending.
+func isProtocolError(err error) bool {
+	if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	return strings.HasPrefix(err.Error(), "protocol: ")
 }
 
 func unwrapPath(err error) error {

@@ -24,6 +24,7 @@ type vm struct {
 	exited  chan error
 	sess    *yamux.Session
 	console string
+	sock    string
 }
 
 func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
@@ -58,7 +59,7 @@ func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{t: t, cmd: cmd, exited: make(chan error, 1), console: console}
+	v := &vm{t: t, cmd: cmd, exited: make(chan error, 1), console: console, sock: sock}
 	go func() { v.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -66,23 +67,47 @@ func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
 			t.Logf("console.log:\n%s", b)
 		}
 	})
+	if !lateConnect {
+		v.connect()
+	}
+	return v
+}
+
+// lateConnect makes boot return before connecting: the guest then sees EOF
+// on its port and must keep reopening it until connect is called.
+var lateConnect bool
+
+func (v *vm) connect() {
+	v.t.Helper()
 	var conn net.Conn
 	var err error
 	for i := 0; i < 200; i++ {
-		if conn, err = net.Dial("unix", sock); err == nil {
+		if conn, err = net.Dial("unix", v.sock); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("agent socket: %v", err)
+		v.t.Fatalf("agent socket: %v", err)
 	}
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = os.Stderr
 	if v.sess, err = yamux.Client(conn, cfg); err != nil {
-		t.Fatal(err)
+		v.t.Fatal(err)
 	}
-	return v
+}
+
+// waitConsole waits until the console log contains s.
+func (v *vm) waitConsole(s string, timeout time.Duration) {
+	v.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(v.console); strings.Contains(string(b), s) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	v.t.Fatalf("console never showed %q", s)
 }
 
 func (v *vm) request(first protocol.FrameType, msg any, wait time.Duration) (net.Conn, protocol.Frame) {
@@ -268,6 +293,24 @@ func TestBootInQEMU(t *testing.T) {
 	if r := v.exec(protocol.ExecRequest{Argv: []string{"does-not-exist"}}); r.exit.Code != 127 {
 		t.Errorf("missing: %+v", r.exit)
 	}
+	// The host goes away and comes back: processes keep running, the new
+	// session is already configured.
+	bg, _ := v.request(protocol.FrameExec, protocol.ExecRequest{Argv: []string{"sleep", "600"}}, 30*time.Second)
+	_ = bg
+	v.sess.Close()
+	time.Sleep(2 * time.Second)
+	v.connect()
+	c, f = v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version}, 30*time.Second)
+	c.Close()
+	var re protocol.Ready
+	f.Decode(&re)
+	if f.Type != protocol.FrameReady || !re.AlreadyConfigured {
+		t.Fatalf("hello after reconnect: %s %s", f.Type, f.Payload)
+	}
+	if got := v.sh("root", "ps -o user,args | grep '[s]leep 600'"); !strings.Contains(got, "sleep 600") {
+		t.Errorf("process did not survive the reconnect: %q", got)
+	}
+
 	// Persist a file on the data disk across a reboot.
 	v.sh("root", "echo kept > /root/persist; sync")
 	v.shutdown()
@@ -276,7 +319,13 @@ func TestBootInQEMU(t *testing.T) {
 		t.Errorf("first boot did not format the data disk")
 	}
 
+	// Second boot: the host connects only well after the guest is up.
+	lateConnect = true
 	v2 := boot(t, set, data, share, roShare)
+	lateConnect = false
+	v2.waitConsole("agent channel", 60*time.Second)
+	time.Sleep(3 * time.Second)
+	v2.connect()
 	cfg.TimeUnixNano = time.Now().UnixNano()
 	c, f = v2.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: cfg}, 120*time.Second)
 	c.Close()
