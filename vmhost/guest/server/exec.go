@@ -56,6 +56,12 @@ type process struct {
 }
 
 func (p *process) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
+	if exited {
+		return nil // reaped: the pid may already belong to someone else
+	}
 	target := p.pid
 	if p.tty {
 		target = -p.pid // the session leader's process group
@@ -164,10 +170,12 @@ func (s *Server) input(st *stream, p *process, req *protocol.ExecRequest) {
 			if b == nil { // EOF marker
 				if p.tty {
 					_, _ = w.Write([]byte{4}) // ^D: end of input on a terminal in canonical mode
-				} else if w != nil {
+				} else {
 					p.mu.Lock()
-					p.in.Close()
-					p.in = nil
+					if p.in != nil {
+						p.in.Close()
+						p.in = nil
+					}
 					p.mu.Unlock()
 				}
 				continue

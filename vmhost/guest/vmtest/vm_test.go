@@ -341,3 +341,39 @@ func TestBootInQEMU(t *testing.T) {
 		t.Errorf("second boot formatted the data disk again")
 	}
 }
+
+// TestBootInitramfsOnly is the driver smoke-test path: no Root, the agent
+// keeps the initramfs as root and still serves execs.
+func TestBootInitramfsOnly(t *testing.T) {
+	dir := os.Getenv("MOAT_GUEST_VM_DIR")
+	if dir == "" || runtime.GOARCH != "amd64" {
+		t.Skip("set MOAT_GUEST_VM_DIR to a built amd64 guest asset directory")
+	}
+	set, err := assets.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	data := filepath.Join(work, "data.img")
+	os.WriteFile(data, nil, 0o644)
+	os.Truncate(data, 64<<20)
+	share, roShare := filepath.Join(work, "s"), filepath.Join(work, "r")
+	os.MkdirAll(share, 0o755)
+	os.MkdirAll(roShare, 0o755)
+	v := boot(t, set, data, share, roShare)
+	c, f := v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: &protocol.Config{Hostname: "smoke"}}, 120*time.Second)
+	c.Close()
+	if f.Type != protocol.FrameReady {
+		t.Fatalf("hello answered %s: %s", f.Type, f.Payload)
+	}
+	// The only programs in the initramfs are /init and mke2fs: run /init,
+	// which (not being PID 1) prints its usage and exits 2.
+	r := v.exec(protocol.ExecRequest{Argv: []string{"/init"}})
+	if r.exit.Code != 2 || !strings.Contains(r.out, "moat-guest") {
+		t.Errorf("/init as agent: %+v %q", r.exit, r.out)
+	}
+	if r := v.exec(protocol.ExecRequest{Argv: []string{"/bin/sh"}}); r.exit.Code != 127 {
+		t.Errorf("missing shell: %+v", r.exit)
+	}
+	v.shutdown()
+}
