@@ -58,7 +58,14 @@ func newLsCmd(g *globals) *cobra.Command {
 				if !s.CreatedAt.IsZero() {
 					created = ago(time.Since(s.CreatedAt))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Agent, st, s.Workspace(), created)
+				agent, ws := s.Agent, s.Workspace()
+				if agent == "" {
+					agent = "-"
+				}
+				if ws == "" {
+					ws = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, agent, st, ws, created)
 			}
 			return tw.Flush()
 		},

@@ -1,0 +1,419 @@
+//go:build linux
+
+// Package e2e runs the real moat binary against real VMs under QEMU: the
+// whole seed flow of a sandbox, daemon restarts, and bad input.
+//
+// It needs the guest assets (MOAT_GUEST_DIR, or wherever vmhost/assets
+// finds them; build them with `go run ./build/guest -arch amd64 -out DIR`)
+// and qemu-system-x86_64. Without them it skips, saying what is missing.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/moatsandbox/moat/vmhost/assets"
+)
+
+type harness struct {
+	t    *testing.T
+	bin  string
+	home string
+	env  []string
+}
+
+func qemuBinary() string {
+	if runtime.GOARCH == "arm64" {
+		return "qemu-system-aarch64"
+	}
+	return "qemu-system-x86_64"
+}
+
+func setup(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e: skipped in -short mode")
+	}
+	if _, err := exec.LookPath(qemuBinary()); err != nil {
+		t.Skipf("e2e: %s is not installed (apt-get install qemu-system-x86)", qemuBinary())
+	}
+	a, err := assets.Find(runtime.GOARCH)
+	if err != nil {
+		t.Skipf("e2e: guest assets are missing: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "moat")
+	build := exec.Command("go", "build", "-o", bin, "../..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build moat: %v\n%s", err, out)
+	}
+	home := t.TempDir()
+	h := &harness{t: t, bin: bin, home: home}
+	h.env = append(os.Environ(), "MOAT_HOME="+home, "MOAT_GUEST_DIR="+filepath.Dir(a.Dir), "TERM=xterm")
+	t.Cleanup(func() {
+		h.moat("reset", "-f")
+		if b, err := os.ReadFile(filepath.Join(home, "vmhost.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+		if t.Failed() {
+			h.dumpLogs()
+		}
+	})
+	return h
+}
+
+func (h *harness) dumpLogs() {
+	filepath.Walk(h.home, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".log") {
+			b, _ := os.ReadFile(p)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			h.t.Logf("--- %s\n%s", p, b)
+		}
+		return nil
+	})
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (h *harness) moat(args ...string) result {
+	return h.moatIn("", args...)
+}
+
+func (h *harness) moatIn(stdin string, args ...string) result {
+	h.t.Helper()
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = h.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("moat %v: %v", args, err)
+	}
+	return result{code, o.String(), e.String()}
+}
+
+// ok runs moat and fails the test unless it exits 0.
+func (h *harness) ok(args ...string) string {
+	h.t.Helper()
+	r := h.moat(args...)
+	if r.code != 0 {
+		h.t.Fatalf("moat %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// fails runs moat and checks a clean failure: non-zero exit, one line on
+// stderr starting "moat: " and containing want, no stack trace.
+func (h *harness) fails(want string, args ...string) {
+	h.t.Helper()
+	r := h.moat(args...)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	switch {
+	case r.code == 0:
+		h.t.Errorf("moat %s: exit 0, want failure", strings.Join(args, " "))
+	case len(lines) != 1 || !strings.HasPrefix(lines[0], "moat: "):
+		h.t.Errorf("moat %s: stderr is not one `moat: ` line:\n%s", strings.Join(args, " "), r.stderr)
+	case !strings.Contains(r.stderr, want):
+		h.t.Errorf("moat %s: stderr %q lacks %q", strings.Join(args, " "), r.stderr, want)
+	case strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic"):
+		h.t.Errorf("moat %s: stack trace:\n%s", strings.Join(args, " "), r.stderr)
+	}
+}
+
+// status returns a sandbox's STATUS column from `moat ls`.
+func (h *harness) status(name string) string {
+	h.t.Helper()
+	for _, l := range strings.Split(h.ok("ls"), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == name {
+			return f[2]
+		}
+	}
+	return ""
+}
+
+// term is a moat process on a pty.
+type term struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	pty  *os.File
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	code int
+}
+
+func (h *harness) startPTY(args ...string) *term {
+	h.t.Helper()
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = h.env
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tm := &term{t: h.t, cmd: cmd, pty: f, done: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := f.Read(buf)
+			tm.mu.Lock()
+			tm.out.Write(buf[:n])
+			tm.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		tm.code = 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			tm.code = ee.ExitCode()
+		}
+		close(tm.done)
+	}()
+	h.t.Cleanup(func() { cmd.Process.Kill(); f.Close() })
+	return tm
+}
+
+func (tm *term) output() string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.out.String()
+}
+
+// waitFor waits until the output after offset contains s; it returns the
+// offset just past it.
+func (tm *term) waitFor(s string, from int, d time.Duration) int {
+	tm.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		o := tm.output()
+		if from < len(o) {
+			if i := strings.Index(o[from:], s); i >= 0 {
+				return from + i + len(s)
+			}
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("timed out waiting for %q; output so far:\n%s", s, o)
+		}
+		select {
+		case <-tm.done:
+			if !strings.Contains(tm.output()[from:], s) {
+				tm.t.Fatalf("moat exited (code %d) before printing %q; output:\n%s", tm.code, s, tm.output())
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (tm *term) send(s string) {
+	if _, err := io.WriteString(tm.pty, s); err != nil {
+		tm.t.Fatal(err)
+	}
+}
+
+func (tm *term) wait(d time.Duration) int {
+	tm.t.Helper()
+	select {
+	case <-tm.done:
+		return tm.code
+	case <-time.After(d):
+		tm.t.Fatalf("moat did not exit; output:\n%s", tm.output())
+		return -1
+	}
+}
+
+func TestSeedFlow(t *testing.T) {
+	h := setup(t)
+	ws := filepath.Join(t.TempDir(), "my.project")
+	os.MkdirAll(ws, 0o755)
+	ws, _ = filepath.EvalSymlinks(ws)
+	name := "shell-my-project"
+	start := time.Now()
+
+	// 1. moat run on a pty: the agent (a login shell) runs in the workspace.
+	tm := h.startPTY("run", "shell", ws)
+	tm.send("") // nothing: the shell must come up by itself
+	off := 0
+	tm.send("echo MARK$((40+2)); pwd\r")
+	off = tm.waitFor("MARK42", off, 3*time.Minute)
+	off = tm.waitFor(ws, off, 10*time.Second)
+	t.Logf("first boot and attach: %v", time.Since(start).Round(time.Millisecond))
+
+	// 2. ls shows it running while attached.
+	if st := h.status(name); st != "running" {
+		t.Fatalf("ls while attached: %q", st)
+	}
+
+	// Window size at start and on resize.
+	tm.send("stty size\r")
+	off = tm.waitFor("24 80", off, 10*time.Second)
+	pty.Setsize(tm.pty, &pty.Winsize{Rows: 30, Cols: 100})
+	time.Sleep(300 * time.Millisecond)
+	tm.send("stty size\r")
+	off = tm.waitFor("30 100", off, 10*time.Second)
+
+	// Ctrl-C reaches the foreground process in the sandbox, not moat.
+	tm.send("sleep 1000\r")
+	time.Sleep(500 * time.Millisecond)
+	tm.send("\x03")
+	tm.send("echo AFTER$((1+1))\r")
+	off = tm.waitFor("AFTER2", off, 10*time.Second)
+
+	// The remote exit code is moat's.
+	tm.send("exit 5\r")
+	if code := tm.wait(30 * time.Second); code != 5 {
+		t.Fatalf("moat run exit code %d, want 5; output:\n%s", code, tm.output())
+	}
+	if st := h.status(name); st != "running" {
+		t.Fatalf("sandbox after the agent exited: %q (should keep running)", st)
+	}
+
+	// 3. exec -it a shell and type into it; install a file on the writable disk.
+	h.ok("exec", "-u", "root", name, "sh", "-c", "echo persisted > /usr/local/bin/marker")
+	et := h.startPTY("exec", "-it", name, "sh")
+	eoff := et.waitFor("$", 0, 20*time.Second)
+	et.send("echo TYPED$((2*3)) $(id -un)\r")
+	et.waitFor("TYPED6 agent", eoff, 10*time.Second)
+	et.send("exit 0\r")
+	if code := et.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exec -it exit %d", code)
+	}
+
+	// exec without a tty, exit codes, stdin, env.
+	if r := h.moatIn("piped-input", "exec", "-i", name, "cat"); r.code != 0 || r.stdout != "piped-input" {
+		t.Fatalf("exec -i cat: %+v", r)
+	}
+	if r := h.moat("exec", name, "sh", "-c", "exit 9"); r.code != 9 {
+		t.Fatalf("exec exit code %d", r.code)
+	}
+	if out := h.ok("exec", "-e", "MOAT_E2E=yes", name, "sh", "-c", "echo $MOAT_E2E"); out != "yes\n" {
+		t.Fatalf("exec -e: %q", out)
+	}
+
+	// 4. kill -9 the daemon: the sandbox keeps running, a new daemon lists it.
+	pidb, err := os.ReadFile(filepath.Join(h.home, "vmhost.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+	syscall.Kill(pid, syscall.SIGKILL)
+	time.Sleep(200 * time.Millisecond)
+	if st := h.status(name); st != "running" {
+		t.Fatalf("after kill -9 of the daemon: %q", st)
+	}
+	if pidb2, _ := os.ReadFile(filepath.Join(h.home, "vmhost.pid")); string(pidb2) == string(pidb) {
+		t.Fatalf("no new daemon")
+	}
+	if out := h.ok("exec", name, "cat", "/usr/local/bin/marker"); out != "persisted\n" {
+		t.Fatalf("exec after daemon restart: %q", out)
+	}
+
+	// 5. stop -> stopped; exec on a stopped sandbox fails cleanly.
+	h.ok("stop", name)
+	if st := h.status(name); st != "stopped" {
+		t.Fatalf("after stop: %q", st)
+	}
+	h.fails("moat run "+name, "exec", name, "true")
+
+	// 6. run again: the file installed earlier is still there.
+	h.ok("run", "-d", "-q", "shell", ws)
+	if out := h.ok("exec", name, "cat", "/usr/local/bin/marker"); out != "persisted\n" {
+		t.Fatalf("marker after restart: %q", out)
+	}
+	if out := h.ok("run", "-d", "-q", name); out != "" {
+		t.Fatalf("run -d -q NAME printed %q", out)
+	}
+
+	// inspect and logs.
+	insp := h.ok("inspect", name)
+	if !strings.Contains(insp, `"status": "running"`) || !strings.Contains(insp, ws) {
+		t.Fatalf("inspect: %s", insp)
+	}
+	if logs := h.ok("logs", name); !strings.Contains(logs, "moat-guest") {
+		t.Fatalf("logs: %.300s", logs)
+	}
+
+	// 7. rm: the disk is gone, ls is empty.
+	disk := filepath.Join(h.home, "sandboxes", name, "data.img")
+	if _, err := os.Stat(disk); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("rm", name)
+	if _, err := os.Stat(disk); !os.IsNotExist(err) {
+		t.Fatalf("disk after rm: %v", err)
+	}
+	if out := h.ok("ls", "-q"); out != "" {
+		t.Fatalf("ls after rm: %q", out)
+	}
+	t.Logf("seed flow: %v", time.Since(start).Round(time.Millisecond))
+}
+
+func TestBadInput(t *testing.T) {
+	h := setup(t)
+	ws := filepath.Join(t.TempDir(), "proj")
+	os.MkdirAll(ws, 0o755)
+	file := filepath.Join(ws, "a-file")
+	os.WriteFile(file, nil, 0o644)
+
+	h.fails("does not exist", "run", "shell", filepath.Join(ws, "missing"))
+	h.fails("not a directory", "run", "shell", file)
+	h.fails("invalid sandbox name", "run", "--name", "bad name!", "shell", ws)
+	h.fails("refusing to share the filesystem root", "run", "shell", "/")
+	h.fails(`unknown agent "nope"`, "create", "nope", ws)
+	h.fails(`no sandbox or agent named "nope"`, "run", "nope")
+	h.fails(`no sandbox named "ghost"`, "rm", "ghost")
+	h.fails(`no sandbox named "ghost"`, "exec", "ghost", "true")
+	h.fails(`no sandbox named "ghost"`, "stop", "ghost")
+	h.fails("pass -f", "reset")
+	if out := h.ok("ls", "-q"); out != "" {
+		t.Fatalf("bad input created %q", out)
+	}
+	h.ok("create", "--name", "dup", "shell", ws)
+	h.fails(`a sandbox named "dup" exists`, "create", "--name", "dup", "shell", ws)
+	// An unreadable state file: clear errors, listed as error, removable.
+	rec := filepath.Join(h.home, "sandboxes", "dup", "sandbox.json")
+	os.WriteFile(rec, []byte("{not json"), 0o600)
+	h.fails("unreadable", "run", "dup")
+	h.fails("unreadable", "inspect", "dup")
+	if st := h.status("dup"); st != "error:" {
+		t.Fatalf("ls of an unreadable sandbox: %q", st)
+	}
+	h.ok("rm", "-f", "dup")
+	if out := h.ok("ls", "-q"); out != "" {
+		t.Fatalf("after rm -f: %q", out)
+	}
+}
+
+func TestClaudeWithoutBinary(t *testing.T) {
+	h := setup(t)
+	ws := filepath.Join(t.TempDir(), "proj")
+	os.MkdirAll(ws, 0o755)
+	h.fails(`template "base" has no "claude" binary on PATH for user agent`, "run", "-q", "claude", ws)
+	h.ok("rm", "claude-proj")
+	_ = fmt.Sprint
+}
