@@ -250,3 +250,14 @@ func TestFindBinaryOverride(t *testing.T) {
 		t.Errorf("findBinary = %q, %v; want %q", got, err, fake)
 	}
 }
+
+func TestStartRejectsBadAccel(t *testing.T) {
+	t.Setenv(EnvAccel, "turbo")
+	_, err := NewWithOptions(Options{prober: &fakeProber{}}).Start(t.Context(), driver.Spec{Kernel: "/k", RunDir: "/r", Arch: "amd64"})
+	if err == nil || !strings.Contains(err.Error(), `MOAT_ACCEL="turbo" is not valid`) {
+		if err != nil && strings.Contains(err.Error(), "not found") {
+			t.Skip("qemu not installed")
+		}
+		t.Fatalf("got %v", err)
+	}
+}

@@ -498,3 +498,15 @@ func TestHelperSupervisor(t *testing.T) {
 	fmt.Printf("QEMU-PID %d\n", m.Info().PID)
 	time.Sleep(time.Minute)
 }
+
+// TestOutsideSIGTERMIsAnError: qemu exits 0 on SIGTERM; that is not a clean
+// guest power-off.
+func TestOutsideSIGTERMIsAnError(t *testing.T) {
+	requireQEMU(t)
+	m := startTiny(t, tinySpec(t, "hang"))
+	syscall.Kill(m.Info().PID, syscall.SIGTERM)
+	waitDone(t, m, 10*time.Second)
+	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "signal from outside") {
+		t.Fatalf("Err = %v", err)
+	}
+}

@@ -80,6 +80,10 @@ func (m *machine) exited(waitErr error) {
 			err = fmt.Errorf("the guest rebooted or its kernel panicked (qemu runs with -no-reboot)%s", m.consoleDetail())
 		case "guest-panic":
 			err = fmt.Errorf("the guest kernel panicked%s", m.consoleDetail())
+		case "host-signal":
+			if m.state != driver.StateStopping {
+				err = errors.New("qemu was stopped by a signal from outside moat (SIGTERM, SIGINT or SIGHUP)")
+			}
 		}
 	} else if m.state != driver.StateStopping {
 		err = fmt.Errorf("%w%s%s", err, m.qemuLogDetail(), m.consoleDetail())

@@ -21,6 +21,8 @@ import (
 // under a second (qemu's own start-up included).
 const ProbeTimeout = 3 * time.Second
 
+var errProbeTimeout = errors.New("probe timed out")
+
 // probeExitStatus is qemu's exit status when the probe firmware writes 0x2a
 // to isa-debug-exit: (0x2a << 1) | 1.
 const probeExitStatus = 0x2a<<1 | 1
@@ -118,7 +120,7 @@ func runProbe(binary, accel string, timeout time.Duration) error {
 	cmd.WaitDelay = time.Second
 	err = cmd.Run()
 	if ctx.Err() != nil {
-		return fmt.Errorf("probe timed out after %s", timeout)
+		return fmt.Errorf("%w after %s", errProbeTimeout, timeout)
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == probeExitStatus {
@@ -216,7 +218,16 @@ func (p *realProber) Boot(binary string) error {
 		if t == 0 {
 			t = ProbeTimeout
 		}
-		run = func(b string) error { return runProbe(b, AccelKVM, t) }
+		run = func(b string) error {
+			err := runProbe(b, AccelKVM, t)
+			if errors.Is(err, errProbeTimeout) {
+				// A cold start (binary and libraries not yet in the page
+				// cache) can be slow; a verdict cached for the whole boot
+				// deserves a second try.
+				err = runProbe(b, AccelKVM, t)
+			}
+			return err
+		}
 	}
 	err := run(binary)
 	if key != "" {
