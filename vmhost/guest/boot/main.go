@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moatsandbox/moat/internal/version"
 	"github.com/moatsandbox/moat/vmhost/guest/clock"
 	"github.com/moatsandbox/moat/vmhost/guest/reaper"
@@ -35,6 +37,12 @@ func Main() {
 			log.Printf("ignoring signal %v", s)
 		}
 	}()
+
+	// Children inherit PID 1's limits; the kernel's default of 1024 open
+	// files is too low for language servers, node and docker.
+	if err := raiseNoFile(); err != nil {
+		log.Printf("raise RLIMIT_NOFILE: %v", err)
+	}
 
 	if err := EarlyMounts(log); err != nil {
 		a.Fatal(fmt.Errorf("early mounts: %w", err))
@@ -69,4 +77,15 @@ func Main() {
 	srv.Timings.ChannelOpenMS = tm.chan_
 	serve(srv)
 	a.Fatal(fmt.Errorf("agent channel %s stopped", kind))
+}
+
+func raiseNoFile() error {
+	lim := unix.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		var n uint64
+		if _, err := fmt.Sscanf(string(b), "%d", &n); err == nil && n > 0 && n < lim.Max {
+			lim.Cur, lim.Max = n, n
+		}
+	}
+	return unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 }

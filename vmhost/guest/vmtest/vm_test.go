@@ -251,6 +251,9 @@ func TestBootInQEMU(t *testing.T) {
 	if got := v.sh("", "id -u; id -g; pwd; echo $HOME"); got != "1000\n1000\n/home/agent\n/home/agent\n" {
 		t.Errorf("default user: %q", got)
 	}
+	if got := v.sh("", "ulimit -n"); got != "1048576\n" {
+		t.Errorf("ulimit -n: %q", got)
+	}
 	if got := v.sh("root", "hostname; cat /etc/resolv.conf"); got != "moat-vmtest\nnameserver 10.0.2.3\n" {
 		t.Errorf("hostname/resolv: %q", got)
 	}
