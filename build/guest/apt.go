@@ -120,7 +120,11 @@ func (a *apt) deb(pkg string) (string, error) {
 	cmd := exec.Command("apt-get", append(a.options(), "download", pkg+":"+a.arch)...)
 	cmd.Dir = tmp
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get download %s:%s: %v\n%s", pkg, a.arch, err, bytes.TrimSpace(out))
+		hint := ""
+		if bytes.Contains(out, []byte("Unable to locate")) || bytes.Contains(out, []byte("Can't select")) || bytes.Contains(out, []byte("has no installation candidate")) {
+			hint = fmt.Sprintf(" (%s is not in Debian bookworm for %s, or no longer: for the kernel, set build/guest/kernel.version to a current ABI, see https://packages.debian.org/bookworm/linux-image-%s)", pkg, a.arch, a.arch)
+		}
+		return "", fmt.Errorf("apt-get download %s:%s: %v%s\n%s", pkg, a.arch, err, hint, bytes.TrimSpace(out))
 	}
 	got, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(got) != 1 {
