@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,11 +31,15 @@ func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
 	run := t.TempDir()
 	sock := filepath.Join(run, "agent.sock")
 	console := filepath.Join(run, "console.log")
+	qemu, machine, tty := "qemu-system-x86_64", "q35", "ttyS0"
+	if set.Arch == "arm64" {
+		qemu, machine, tty = "qemu-system-aarch64", "virt", "ttyAMA0"
+	}
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024M",
+		"-machine", machine, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024M",
 		"-kernel", set.KernelPath(), "-initrd", set.InitrdPath(),
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=4",
+		"-append", "console=" + tty + " panic=-1 quiet loglevel=4",
 		"-chardev", "file,id=con0,path=" + console, "-serial", "chardev:con0",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=agent0,path=" + sock + ",server=on,wait=off",
@@ -54,7 +57,7 @@ func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
 		"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
 	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := exec.Command(qemu, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -189,9 +192,6 @@ func TestBootInQEMU(t *testing.T) {
 	if dir == "" {
 		t.Skip("set MOAT_GUEST_VM_DIR to a built guest asset directory (go run ./build/guest -out DIR; DIR/amd64)")
 	}
-	if runtime.GOARCH != "amd64" {
-		t.Skip("amd64 only")
-	}
 	set, err := assets.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestBootInQEMU(t *testing.T) {
 
 	start := time.Now()
 	v := boot(t, set, data, share, roShare)
-	c, f := v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: cfg}, 120*time.Second)
+	c, f := v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: cfg}, 300*time.Second)
 	c.Close()
 	if f.Type != protocol.FrameReady {
 		t.Fatalf("hello answered %s: %s", f.Type, f.Payload)
@@ -330,7 +330,7 @@ func TestBootInQEMU(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	v2.connect()
 	cfg.TimeUnixNano = time.Now().UnixNano()
-	c, f = v2.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: cfg}, 120*time.Second)
+	c, f = v2.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: cfg}, 300*time.Second)
 	c.Close()
 	if f.Type != protocol.FrameReady {
 		t.Fatalf("second boot hello answered %s: %s", f.Type, f.Payload)
@@ -349,8 +349,8 @@ func TestBootInQEMU(t *testing.T) {
 // keeps the initramfs as root and still serves execs.
 func TestBootInitramfsOnly(t *testing.T) {
 	dir := os.Getenv("MOAT_GUEST_VM_DIR")
-	if dir == "" || runtime.GOARCH != "amd64" {
-		t.Skip("set MOAT_GUEST_VM_DIR to a built amd64 guest asset directory")
+	if dir == "" {
+		t.Skip("set MOAT_GUEST_VM_DIR to a built guest asset directory")
 	}
 	set, err := assets.Load(dir)
 	if err != nil {
@@ -364,7 +364,7 @@ func TestBootInitramfsOnly(t *testing.T) {
 	os.MkdirAll(share, 0o755)
 	os.MkdirAll(roShare, 0o755)
 	v := boot(t, set, data, share, roShare)
-	c, f := v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: &protocol.Config{Hostname: "smoke"}}, 120*time.Second)
+	c, f := v.request(protocol.FrameHello, protocol.Hello{Version: protocol.Version, Config: &protocol.Config{Hostname: "smoke"}}, 300*time.Second)
 	c.Close()
 	if f.Type != protocol.FrameReady {
 		t.Fatalf("hello answered %s: %s", f.Type, f.Payload)
