@@ -35,8 +35,12 @@ type globals struct {
 
 // Main runs the CLI with args (without the program name) and returns the
 // process exit code. The terminal is restored on every path, panics included.
-func Main(args []string) (code int) {
-	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+func Main(args []string) int { return Run(args, os.Stdin, os.Stdout, os.Stderr) }
+
+// Run is Main with explicit standard streams (tests use it). Terminal
+// handling applies only when they are *os.File terminals.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	defer func() {
 		if r := recover(); r != nil {
 			restoreTerminal()

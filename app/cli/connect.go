@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +12,9 @@ import (
 	"github.com/moatsandbox/moat/vmhost/daemon"
 	"github.com/moatsandbox/moat/vmhost/state"
 )
+
+// EnvNoAutostart, when set, stops the CLI from starting a daemon (tests).
+const EnvNoAutostart = "MOAT_NO_AUTOSTART"
 
 // daemonStartTimeout bounds the wait for an auto-started daemon.
 const daemonStartTimeout = 20 * time.Second
@@ -38,7 +40,7 @@ func (g *globals) connect(ctx context.Context, autostart bool) (*api.Client, err
 	c := api.NewClient(sock)
 	if err := ping(ctx, c); err == nil {
 		return c, nil
-	} else if g.socket != "" || !autostart {
+	} else if g.socket != "" || !autostart || os.Getenv(EnvNoAutostart) != "" {
 		return nil, fmt.Errorf("no moat daemon answers at %s: %v", sock, err)
 	}
 	if err := l.EnsureHome(); err != nil {
@@ -114,5 +116,3 @@ func logTail(path string) string {
 	}
 	return "\n  " + strings.Join(lines, "\n  ")
 }
-
-var errNoArgs = errors.New("no arguments")

@@ -417,3 +417,36 @@ func TestClaudeWithoutBinary(t *testing.T) {
 	h.ok("rm", "claude-proj")
 	_ = fmt.Sprint
 }
+
+// Ten concurrent `moat run` on one workspace, on a fresh state directory
+// (so they also race to auto-start the daemon): exactly one sandbox, one VM.
+func TestConcurrentRun(t *testing.T) {
+	h := setup(t)
+	ws := filepath.Join(t.TempDir(), "proj")
+	os.MkdirAll(ws, 0o755)
+	var wg sync.WaitGroup
+	res := make([]result, 10)
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = h.moat("run", "-d", "-q", "shell", ws)
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, r.code, r.stderr)
+		}
+	}
+	if out := h.ok("ls", "-q"); out != "shell-proj\n" {
+		t.Fatalf("ls: %q", out)
+	}
+	b, _ := os.ReadFile(filepath.Join(h.home, "sandboxes", "shell-proj", "supervisor.log"))
+	if n := strings.Count(string(b), "phase: booting"); n != 1 {
+		t.Fatalf("%d boots:\n%s", n, b)
+	}
+	if n := strings.Count(string(h.ok("exec", "shell-proj", "echo", "one")), "one"); n != 1 {
+		t.Fatalf("exec: %d", n)
+	}
+}

@@ -1,0 +1,88 @@
+// Package daemontest runs a real daemon in-process for tests, with
+// supervisors as goroutines booting fake VMs (vmhost/driver/fakedriver).
+package daemontest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/daemon"
+	"github.com/moatsandbox/moat/vmhost/driver/fakedriver"
+	"github.com/moatsandbox/moat/vmhost/state"
+	"github.com/moatsandbox/moat/vmhost/supervisor"
+)
+
+// Launcher runs supervisors as goroutines with a fake driver.
+type Launcher struct {
+	L      *state.Layout
+	Driver *fakedriver.Driver
+	Assets string
+	wg     sync.WaitGroup
+}
+
+func (x *Launcher) Launch(name string) error {
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		supervisor.Run(context.Background(), supervisor.Config{
+			Layout: x.L, Name: name, Driver: x.Driver, Assets: fakedriver.Assets(x.Assets), DataSize: 1 << 20,
+			Logf: func(string, ...any) {},
+		})
+	}()
+	return nil
+}
+
+// Env is a running test daemon.
+type Env struct {
+	L        *state.Layout
+	Driver   *fakedriver.Driver
+	Launcher *Launcher
+	Client   *api.Client
+	Socket   string
+}
+
+// Start runs a daemon on a fresh home (also set as MOAT_HOME) until the test ends.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "moatt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := state.New(home, filepath.Join(rt, "r"))
+	t.Setenv(state.EnvHome, home)
+	t.Setenv("MOAT_NO_AUTOSTART", "1") // never spawn the test binary as a daemon
+	fd := &fakedriver.Driver{}
+	la := &Launcher{L: l, Driver: fd, Assets: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon.Daemon{L: l, Launcher: la, Version_: "test", Logf: func(string, ...any) {}, PollInterval: 20 * time.Millisecond, StopTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	c := api.NewClient(l.DaemonSocket())
+	for i := 0; ; i++ {
+		if _, err := c.Version(context.Background()); err == nil {
+			break
+		}
+		if i > 300 {
+			t.Fatal("daemon did not answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if l, err := c.List(context.Background()); err == nil {
+			for _, s := range l {
+				c.Stop(context.Background(), s.Name, true)
+			}
+		}
+		cancel()
+		<-done
+		la.wg.Wait()
+		os.RemoveAll(rt)
+	})
+	return &Env{L: l, Driver: fd, Launcher: la, Client: c, Socket: l.DaemonSocket()}
+}
