@@ -4,6 +4,8 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+
+	"github.com/moatsandbox/moat/build/guest/cpio"
 )
 
 // writeInitramfs writes the tree as a gzip-compressed newc cpio archive, the
@@ -22,24 +24,16 @@ func (t *tree) writeInitramfs(w io.Writer) error {
 }
 
 func (t *tree) writeCpio(w io.Writer) error {
-	cw := &countWriter{w: w}
-	ino := uint32(1)
+	cw := cpio.NewWriter(w)
 	for _, e := range t.sorted() {
 		size, err := e.size()
 		if err != nil {
 			return err
 		}
-		if size > 0xffffffff {
-			return fmt.Errorf("cpio: %s is too large", e.name)
-		}
-		nlink := uint32(1)
-		if e.typ() == sIFDIR {
-			nlink = 2
-		}
-		if err := cpioHeader(cw, ino, e.mode, uint32(e.uid), uint32(e.gid), nlink, uint32(size), e.major, e.minor, e.name); err != nil {
+		if err := cw.WriteHeader(cpio.Header{Name: e.name, Mode: e.mode, UID: uint32(e.uid), GID: uint32(e.gid),
+			Size: size, RMajor: e.major, RMinor: e.minor}); err != nil {
 			return err
 		}
-		ino++
 		switch e.typ() {
 		case sIFLNK:
 			if _, err := io.WriteString(cw, e.link); err != nil {
@@ -50,60 +44,12 @@ func (t *tree) writeCpio(w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			n, err := io.Copy(cw, r)
+			_, err = io.Copy(cw, r)
 			r.Close()
 			if err != nil {
-				return err
-			}
-			if n != size {
-				return fmt.Errorf("cpio: %s changed size while reading", e.name)
+				return fmt.Errorf("%s: %w (changed while reading?)", e.name, err)
 			}
 		}
-		if err := cw.pad4(); err != nil {
-			return err
-		}
 	}
-	if err := cpioHeader(cw, 0, 0, 0, 0, 1, 0, 0, 0, "TRAILER!!!"); err != nil {
-		return err
-	}
-	// Pad the archive to a 512-byte boundary like cpio(1) does.
-	if rem := cw.n % 512; rem != 0 {
-		if _, err := cw.Write(make([]byte, 512-rem)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func cpioHeader(cw *countWriter, ino, mode, uid, gid, nlink, size, rmajor, rminor uint32, name string) error {
-	// magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor,
-	// rdevmajor, rdevminor, namesize, check
-	_, err := fmt.Fprintf(cw, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		ino, mode, uid, gid, nlink, 0, size, 0, 0, rmajor, rminor, len(name)+1, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(cw, name+"\x00"); err != nil {
-		return err
-	}
-	return cw.pad4()
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countWriter) pad4() error {
-	if rem := c.n % 4; rem != 0 {
-		_, err := c.Write(make([]byte, 4-rem))
-		return err
-	}
-	return nil
+	return cw.Close()
 }
