@@ -93,9 +93,16 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "print debugging information")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "connect to the daemon at this unix socket")
 	root.PersistentFlags().MarkHidden("socket")
+	run, create, exec, stop, rm, inspect, logs := newRunCmd(g), newCreateCmd(g), newExecCmd(g), newStopCmd(g), newRmCmd(g), newInspectCmd(g), newLogsCmd(g)
+	run.ValidArgsFunction = g.completeRun
+	create.ValidArgsFunction = g.completeRun
+	exec.ValidArgsFunction = g.completeNames(1)
+	stop.ValidArgsFunction = g.completeNames(0)
+	rm.ValidArgsFunction = g.completeNames(0)
+	inspect.ValidArgsFunction = g.completeNames(0)
+	logs.ValidArgsFunction = g.completeNames(1)
 	root.AddCommand(
-		newRunCmd(g), newCreateCmd(g), newLsCmd(g), newExecCmd(g), newStopCmd(g), newRmCmd(g),
-		newInspectCmd(g), newLogsCmd(g), newResetCmd(g), newVersionCmd(g),
+		run, create, newLsCmd(g), exec, stop, rm, inspect, logs, newResetCmd(g), newVersionCmd(g),
 		newVmhostCmd(g), newSuperviseCmd(g),
 	)
 	return root

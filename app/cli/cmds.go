@@ -207,8 +207,9 @@ func newInspectCmd(g *globals) *cobra.Command {
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs NAME",
+	var follow bool
+	c := &cobra.Command{
+		Use:   "logs [-f] NAME",
 		Short: "Print a sandbox's boot and console log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -216,7 +217,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rc, err := cl.Logs(c.Context(), args[0])
+			ctx, cancel := signalContext(c.Context())
+			defer cancel()
+			rc, err := cl.Logs(ctx, args[0], follow)
 			if err != nil {
 				if errors.Is(err, sandbox.ErrNotFound) {
 					return fmt.Errorf("no sandbox named %q (see `moat ls`)", args[0])
@@ -225,9 +228,14 @@ func newLogsCmd(g *globals) *cobra.Command {
 			}
 			defer rc.Close()
 			_, err = io.Copy(g.stdout, rc)
+			if ctx.Err() != nil {
+				return nil // interrupted while following
+			}
 			return err
 		},
 	}
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the sandbox runs")
+	return c
 }
 
 func newResetCmd(g *globals) *cobra.Command {

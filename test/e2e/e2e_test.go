@@ -250,19 +250,34 @@ func (tm *term) wait(d time.Duration) int {
 func TestSeedFlow(t *testing.T) {
 	h := setup(t)
 	ws := filepath.Join(t.TempDir(), "my.project")
-	os.MkdirAll(ws, 0o755)
+	extra := filepath.Join(t.TempDir(), "ref")
+	for _, d := range []string{ws, extra} {
+		os.MkdirAll(d, 0o777)
+		os.Chmod(d, 0o777) // the guest user (uid 1000) may write; only :ro may stop it
+	}
+	os.WriteFile(filepath.Join(extra, "readme"), []byte("reference\n"), 0o644)
 	ws, _ = filepath.EvalSymlinks(ws)
+	extra, _ = filepath.EvalSymlinks(extra)
 	name := "shell-my-project"
 	start := time.Now()
 
 	// 1. moat run on a pty: the agent (a login shell) runs in the workspace.
-	tm := h.startPTY("run", "shell", ws)
-	tm.send("") // nothing: the shell must come up by itself
+	tm := h.startPTY("run", "--cpus", "1", "--memory", "1g", "shell", ws, extra+":ro")
 	off := 0
 	tm.send("echo MARK$((40+2)); pwd\r")
 	off = tm.waitFor("MARK42", off, 3*time.Minute)
 	off = tm.waitFor(ws, off, 10*time.Second)
 	t.Logf("first boot and attach: %v", time.Since(start).Round(time.Millisecond))
+
+	// The workspace is shared read-write at the same path, the extra one read-only.
+	tm.send("echo from-guest > hello.txt; cat " + extra + "/readme; touch " + extra + "/x 2>/dev/null || echo RO-REFUSED\r")
+	off = tm.waitFor("reference", off, 10*time.Second)
+	off = tm.waitFor("RO-REFUSED", off, 10*time.Second)
+	if b, err := os.ReadFile(filepath.Join(ws, "hello.txt")); err != nil || string(b) != "from-guest\n" {
+		t.Fatalf("file written in the guest: %q %v", b, err)
+	}
+	tm.send("echo CPUS=$(grep -c ^processor /proc/cpuinfo)\r")
+	off = tm.waitFor("CPUS=1", off, 10*time.Second)
 
 	// 2. ls shows it running while attached.
 	if st := h.status(name); st != "running" {
@@ -353,6 +368,9 @@ func TestSeedFlow(t *testing.T) {
 	insp := h.ok("inspect", name)
 	if !strings.Contains(insp, `"status": "running"`) || !strings.Contains(insp, ws) {
 		t.Fatalf("inspect: %s", insp)
+	}
+	if r := h.moat("exec", "-u", "root", name, "touch", extra+"/y"); r.code == 0 {
+		t.Fatalf("root wrote to a :ro workspace")
 	}
 	if logs := h.ok("logs", name); !strings.Contains(logs, "moat-guest") {
 		t.Fatalf("logs: %.300s", logs)

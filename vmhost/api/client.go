@@ -176,9 +176,14 @@ func (c *Client) Exec(ctx context.Context, name string, req ExecRequest) (*Conn,
 	return conn, nil
 }
 
-// Logs returns the console log.
-func (c *Client) Logs(ctx context.Context, name string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://moat"+sbPath(name, "/logs"), nil)
+// Logs returns the console log; with follow it streams new output until
+// the sandbox stops or ctx ends.
+func (c *Client) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
+	q := ""
+	if follow {
+		q = "?follow=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://moat"+sbPath(name, "/logs"+q), nil)
 	if err != nil {
 		return nil, err
 	}

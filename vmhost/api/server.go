@@ -23,7 +23,9 @@ type Service interface {
 	Stop(ctx context.Context, name string, force bool) (*Sandbox, error)
 	// Exec returns an upgraded connection to the process's supervisor.
 	Exec(ctx context.Context, name string, req ExecRequest) (io.ReadWriteCloser, error)
-	Logs(ctx context.Context, name string) (io.ReadCloser, error)
+	// Logs returns the console log; with follow it keeps reading new output
+	// until ctx ends or the sandbox stops.
+	Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error)
 	// Subscribe returns the current state as events, then changes, until
 	// ctx ends.
 	Subscribe(ctx context.Context) ([]Event, <-chan Event)
@@ -128,14 +130,34 @@ func NewHandler(svc Service) http.Handler {
 		Splice(down, up)
 	})
 	mux.HandleFunc("GET /v1/sandboxes/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
-		rc, err := svc.Logs(r.Context(), r.PathValue("name"))
+		follow := r.URL.Query().Get("follow") == "1"
+		rc, err := svc.Logs(r.Context(), r.PathValue("name"), follow)
 		if err != nil {
 			WriteError(w, err)
 			return
 		}
 		defer rc.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.Copy(w, rc)
+		if !follow {
+			io.Copy(w, rc)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := rc.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")

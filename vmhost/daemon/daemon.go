@@ -171,6 +171,11 @@ func (d *Daemon) derive(ctx context.Context, p state.Sandbox) (api.Status, strin
 	if b, err := os.ReadFile(p.LastError()); err == nil {
 		return api.StatusError, strings.TrimSpace(string(b)), nil
 	}
+	// A pid file without a live lock holder: the supervisor died without
+	// cleaning up (killed, or crashed).
+	if b, err := os.ReadFile(p.SupervisorPID()); err == nil && !state.Held(p.SupervisorLock()) {
+		return api.StatusError, fmt.Sprintf("its supervisor (pid %s) died unexpectedly; see %s", strings.TrimSpace(string(b)), p.SupervisorLog()), nil
+	}
 	return api.StatusStopped, "", nil
 }
 
@@ -256,8 +261,21 @@ func (d *Daemon) Start(ctx context.Context, name string, progress func(string)) 
 	if err != nil {
 		return err
 	}
+	// A VM powering itself off: wait for its supervisor to go first.
+	for i := 0; state.Held(p.SupervisorLock()); i++ {
+		st, _, _ := d.derive(ctx, p)
+		if st != api.StatusStopping {
+			break
+		}
+		if time.Duration(i)*50*time.Millisecond > d.StopTimeout {
+			lk.Unlock()
+			return fmt.Errorf("sandbox %s is still stopping; try again later", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !state.Held(p.SupervisorLock()) {
 		os.Remove(p.LastError())
+		os.Remove(p.SupervisorPID())
 		d.Logf("starting sandbox %s", name)
 		if err := d.Launcher.Launch(name); err != nil {
 			lk.Unlock()
@@ -329,6 +347,7 @@ func (d *Daemon) stop(ctx context.Context, r *sandbox.Record, force bool) error 
 	defer d.kick()
 	os.Remove(p.LastError()) // a stopped sandbox is stopped, not failed
 	if !state.Held(p.SupervisorLock()) {
+		os.Remove(p.SupervisorPID())
 		return nil
 	}
 	d.Logf("stopping sandbox %s (force=%v)", r.Name, force)
@@ -354,6 +373,9 @@ func (d *Daemon) stop(ctx context.Context, r *sandbox.Record, force bool) error 
 		}
 	}
 	os.Remove(p.LastError())
+	if !state.Held(p.SupervisorLock()) {
+		os.Remove(p.SupervisorPID())
+	}
 	return nil
 }
 
@@ -414,17 +436,64 @@ func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (io
 	return conn, nil
 }
 
-func (d *Daemon) Logs(ctx context.Context, name string) (io.ReadCloser, error) {
+func (d *Daemon) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
 	d.init()
 	r, err := d.reg.Get(name)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(d.reg.Paths(r).ConsoleLog())
-	if os.IsNotExist(err) {
+	p := d.reg.Paths(r)
+	f, err := os.Open(p.ConsoleLog())
+	if os.IsNotExist(err) && !follow {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	return f, err
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	if !follow {
+		return f, nil
+	}
+	return &follower{ctx: ctx, f: f, path: p.ConsoleLog(), live: func() bool { return state.Held(p.SupervisorLock()) }}, nil
+}
+
+// follower reads a growing file until ctx ends or, at end of file, the
+// sandbox no longer runs.
+type follower struct {
+	ctx  context.Context
+	f    *os.File
+	path string
+	live func() bool
+}
+
+func (fl *follower) Read(b []byte) (int, error) {
+	for {
+		if fl.f == nil {
+			if f, err := os.Open(fl.path); err == nil {
+				fl.f = f
+			}
+		}
+		if fl.f != nil {
+			n, err := fl.f.Read(b)
+			if n > 0 || (err != nil && err != io.EOF) {
+				return n, err
+			}
+		}
+		if !fl.live() {
+			return 0, io.EOF
+		}
+		select {
+		case <-fl.ctx.Done():
+			return 0, io.EOF
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (fl *follower) Close() error {
+	if fl.f != nil {
+		return fl.f.Close()
+	}
+	return nil
 }
 
 func (d *Daemon) Reset(ctx context.Context) (*api.ResetResult, error) {

@@ -407,3 +407,20 @@ func TestSocketMode(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+func TestDeadSupervisorIsError(t *testing.T) {
+	e := newEnv(t)
+	res, _ := e.c.Create(e.ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: e.ws}}, Reuse: true})
+	p := filepath.Join(res.Sandbox.Paths.Dir, state.SupervisorPIDName)
+	os.WriteFile(p, []byte("4242\n"), 0o600) // as left by a SIGKILLed supervisor
+	s, _ := e.c.Get(e.ctx, res.Sandbox.Name)
+	if s.Status != api.StatusError || !strings.Contains(s.Reason, "pid 4242") {
+		t.Fatalf("status: %+v", s)
+	}
+	if err := e.c.Start(e.ctx, res.Sandbox.Name, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := e.c.Stop(e.ctx, res.Sandbox.Name, false); s.Status != api.StatusStopped {
+		t.Fatalf("after stop: %+v", s)
+	}
+}
