@@ -220,9 +220,11 @@ func TestCapabilities(t *testing.T) {
 func TestFindBinaryMissing(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv(EnvBinary, "")
+	extraDirs = func() []string { return nil }
+	defer func() { extraDirs = defaultExtraDirs }()
 	_, err := findBinary("arm64")
 	if err == nil {
-		t.Skip("qemu-system-aarch64 found outside PATH")
+		t.Fatal("found a qemu with an empty PATH")
 	}
 	if !strings.Contains(err.Error(), `qemu-system-aarch64 not found: install it with "apt-get install qemu-system-arm" (Debian/Ubuntu) or "brew install qemu" (macOS)`) {
 		t.Errorf("message: %v", err)

@@ -45,7 +45,9 @@ func archOfBinary(path string) string {
 
 // extraDirs are searched after PATH: a GUI app started from Finder on macOS
 // does not inherit Homebrew's PATH, and RHEL ships only /usr/libexec/qemu-kvm.
-func extraDirs() []string {
+var extraDirs = defaultExtraDirs
+
+func defaultExtraDirs() []string {
 	if runtime.GOOS == "darwin" {
 		return []string{"/opt/homebrew/bin", "/usr/local/bin", "/opt/local/bin"}
 	}
@@ -77,7 +79,7 @@ func findBinary(arch string) (string, error) {
 			return p, nil
 		}
 	}
-	if runtime.GOOS == "linux" && arch == runtime.GOARCH {
+	if runtime.GOOS == "linux" && arch == runtime.GOARCH && len(extraDirs()) > 0 {
 		if fi, err := os.Stat("/usr/libexec/qemu-kvm"); err == nil && !fi.IsDir() {
 			return "/usr/libexec/qemu-kvm", nil
 		}
