@@ -182,7 +182,9 @@ func newFixture(t *testing.T, d driver.Driver, a *assets.Set) *fixture {
 	return f
 }
 
-func (f *fixture) console() string { return filepath.Join(f.dir, fmt.Sprintf("console-%d.log", f.boots)) }
+func (f *fixture) console() string {
+	return filepath.Join(f.dir, fmt.Sprintf("console-%d.log", f.boots))
+}
 
 func (f *fixture) boot() *vm.VM {
 	f.t.Helper()
