@@ -199,9 +199,29 @@ func (s *sup) boot(ctx context.Context) error {
 	for _, w := range s.rec.Workspaces {
 		ws = append(ws, vm.Workspace{HostPath: w.Path, ReadOnly: w.ReadOnly})
 	}
-	// A boot is cancelled by a stop request as well as by ctx.
+	// A boot is cancelled by a stop request as well as by ctx; the machine,
+	// once started, is killed so that no wait inside the boot outlives it.
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mmu sync.Mutex
+	var machine driver.Machine
+	killed := false
+	kill := func() {
+		mmu.Lock()
+		defer mmu.Unlock()
+		killed = true
+		if machine != nil {
+			machine.Kill()
+		}
+	}
+	d = &watchDriver{Driver: d, onStart: func(m driver.Machine) {
+		mmu.Lock()
+		defer mmu.Unlock()
+		machine = m
+		if killed {
+			m.Kill()
+		}
+	}}
 	go func() {
 		select {
 		case f := <-s.stopReq:
@@ -213,7 +233,11 @@ func (s *sup) boot(ctx context.Context) error {
 			default:
 			}
 			cancel()
+			kill()
 		case <-bctx.Done():
+			if ctx.Err() != nil {
+				kill()
+			}
 		}
 	}()
 	v, err := vm.Boot(bctx, d, vm.Options{
@@ -373,6 +397,20 @@ func relayExec(ctx context.Context, conn *api.Conn, ag *agentclient.Client, req 
 		return
 	}
 	sendJSON(protocol.FrameExit, st)
+}
+
+// watchDriver reports the machine as soon as the driver started it.
+type watchDriver struct {
+	driver.Driver
+	onStart func(driver.Machine)
+}
+
+func (w *watchDriver) Start(ctx context.Context, spec driver.Spec) (driver.Machine, error) {
+	m, err := w.Driver.Start(ctx, spec)
+	if err == nil {
+		w.onStart(m)
+	}
+	return m, err
 }
 
 type frameWriter struct {
