@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,8 @@ type Agent struct {
 	Release string
 	// PID1 enables what only PID 1 may do (power off).
 	PID1 bool
+
+	shutdownOnce sync.Once
 }
 
 // Configure applies cfg (once per boot; the server guarantees it).
@@ -138,6 +141,13 @@ func (a *Agent) mountShare(m protocol.Mount) error {
 // Shutdown stops every process (SIGTERM, grace, SIGKILL), syncs, unmounts
 // everything in reverse order and powers off. As PID 1 it never returns.
 func (a *Agent) Shutdown(grace time.Duration) {
+	a.shutdownOnce.Do(func() { a.shutdown(grace) })
+	if a.PID1 {
+		select {} // a concurrent request: the first one powers off
+	}
+}
+
+func (a *Agent) shutdown(grace time.Duration) {
 	if !a.PID1 {
 		// kill(-1) outside the VM would hit every process of the user.
 		a.Log.Printf("shutdown: not PID 1; nothing to stop")

@@ -66,19 +66,32 @@ func Release() string {
 // ModulesList is where the initramfs lists the modules to load.
 const ModulesList = "/etc/moat/modules"
 
-// LoadModules loads the wanted modules of the initramfs, dependencies first,
-// with finit_module. A module that fails to load is reported but does not
-// stop the others (an optional driver may not match the hardware). It
-// returns how many files were loaded (or found already loaded).
+// LoadModules loads the wanted modules of the initramfs with finit_module,
+// in modules.Order's order (every module after its dependencies). A module
+// that fails to load is reported but does not stop the others (an optional
+// driver may not match the hardware). It returns how many files were loaded
+// (or found already loaded).
+//
+// Loading is sequential on purpose: measured under TCG on a loaded 2-core
+// host, parallel loading (one worker per vCPU) had a worse median and large
+// outliers (1.3 s median vs 2 s, up to 4.8 s), likely lock-holder preemption
+// of the vCPU threads; with KVM the whole phase is tens of milliseconds.
 func LoadModules(release string, log *Logger) (int, error) {
-	wanted, err := modules.ReadList(ModulesList)
+	return loadModules("/", release, log)
+}
+
+// loadModule is finitModule, replaced in tests.
+var loadModule = finitModule
+
+func loadModules(sysroot, release string, log *Logger) (int, error) {
+	wanted, err := modules.ReadList(filepath.Join(sysroot, ModulesList))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	root := filepath.Join("/lib/modules", release)
+	root := filepath.Join(sysroot, "lib/modules", release)
 	paths, err := modules.Resolve(root, wanted)
 	if err != nil {
 		return 0, fmt.Errorf("modules in %s: %w", root, err)
@@ -86,7 +99,7 @@ func LoadModules(release string, log *Logger) (int, error) {
 	n := 0
 	var failed []string
 	for _, p := range paths {
-		if err := finitModule(p); err != nil {
+		if err := loadModule(p); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", filepath.Base(p), err))
 			continue
 		}

@@ -39,7 +39,7 @@ func boot(t *testing.T, set *assets.Set, data, share, roShare string) *vm {
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-machine", machine, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024M",
 		"-kernel", set.KernelPath(), "-initrd", set.InitrdPath(),
-		"-append", "console=" + tty + " panic=-1 quiet loglevel=4",
+		"-append", "console=" + tty + " panic=-1 quiet loglevel=4 " + os.Getenv("MOAT_VMTEST_CMDLINE"),
 		"-chardev", "file,id=con0,path=" + console, "-serial", "chardev:con0",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=agent0,path=" + sock + ",server=on,wait=off",
