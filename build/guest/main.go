@@ -275,7 +275,11 @@ func buildArch(c config, arch string) (*assets.Manifest, error) {
 	}
 	m := &assets.Manifest{Arch: arch, KernelRelease: release, KernelPackage: kver, SHA256: map[string]string{}}
 	var sum string
-	if m.Kernel, sum, err = writeOut(dir, func(string) string { return "vmlinuz-" + release }, func(f *os.File) error {
+	kname := "vmlinuz-" + release // arm64: an uncompressed Image, under Debian's name
+	if arch == "amd64" {
+		kname = "vmlinux-" + release // the ELF inside the bzImage
+	}
+	if m.Kernel, sum, err = writeOut(dir, func(string) string { return kname }, func(f *os.File) error {
 		_, err := f.Write(kernel)
 		return err
 	}); err != nil {

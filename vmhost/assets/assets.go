@@ -4,6 +4,7 @@
 // Layout of an asset directory, one sub-directory per guest architecture:
 //
 //	<root>/<arch>/manifest.json   Manifest, naming the files below
+//	<root>/<arch>/vmlinux-<release>            (amd64: ELF, booted via PVH)
 //	<root>/<arch>/vmlinuz-<release>            (arm64: an uncompressed Image)
 //	<root>/<arch>/initramfs-<sha256[:12]>.cpio.gz
 //	<root>/<arch>/modules-<release>-<sha256[:12]>.ext4
