@@ -415,7 +415,7 @@ func lookPath(file, pathEnv, dir string) (string, error) {
 	if denied != nil {
 		return "", denied
 	}
-	return "", notFound("%s: command not found in PATH %s", file, pathEnv)
+	return "", notFound("%s: command not found in $PATH", file) // never echo env values: they may hold secrets
 }
 
 // isProtocolError tells framing errors (unknown type, oversized or truncated
