@@ -297,14 +297,38 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func newVmhostCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var stop bool
+	c := &cobra.Command{
 		Use:   "vmhost",
 		Short: "Run the per-user daemon (started automatically by other commands)",
-		Args:  cobra.NoArgs,
+		Long: `Run the per-user daemon that serves the API on a unix socket in the state
+directory. Other commands start it in the background when it is not running.
+Sandboxes run in their own supervisor processes and survive daemon restarts.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			l, err := layout()
 			if err != nil {
 				return err
+			}
+			if stop {
+				cl, err := g.connect(c.Context(), false)
+				if err != nil {
+					return err
+				}
+				v, _ := cl.Version(c.Context())
+				if err := cl.Shutdown(c.Context()); err != nil {
+					return err
+				}
+				for i := 0; i < 100; i++ {
+					if ping(c.Context(), cl) != nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if v != nil {
+					fmt.Fprintf(g.stdout, "stopped the daemon (pid %d); sandboxes keep running\n", v.PID)
+				}
+				return nil
 			}
 			ctx, cancel := signalContext(c.Context())
 			defer cancel()
@@ -319,6 +343,8 @@ func newVmhostCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&stop, "stop", false, "ask the running daemon to exit (sandboxes keep running)")
+	return c
 }
 
 func newSuperviseCmd(g *globals) *cobra.Command {

@@ -39,9 +39,13 @@ func (g *globals) connect(ctx context.Context, autostart bool) (*api.Client, err
 	}
 	c := api.NewClient(sock)
 	if err := ping(ctx, c); err == nil {
+		g.checkStale(ctx, c)
 		return c, nil
 	} else if g.socket != "" || !autostart || os.Getenv(EnvNoAutostart) != "" {
-		return nil, fmt.Errorf("no moat daemon answers at %s: %v", sock, err)
+		if g.debug {
+			return nil, fmt.Errorf("no moat daemon is running at %s: %v", sock, err)
+		}
+		return nil, fmt.Errorf("no moat daemon is running at %s", sock)
 	}
 	if err := l.EnsureHome(); err != nil {
 		return nil, err
@@ -80,6 +84,24 @@ func (g *globals) connect(ctx context.Context, autostart bool) (*api.Client, err
 			return nil, fmt.Errorf("the moat daemon did not answer on %s within %v; see %s", sock, daemonStartTimeout, l.DaemonLog())
 		}
 	}
+}
+
+// checkStale warns when the daemon runs a build of this very binary that
+// has been replaced since it started (an upgrade or rebuild).
+func (g *globals) checkStale(ctx context.Context, c *api.Client) {
+	v, err := c.Version(ctx)
+	if err != nil || v.Exe == "" {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil || exe != v.Exe {
+		return
+	}
+	fi, err := os.Stat(exe)
+	if err != nil || fi.ModTime().UTC().Equal(v.ExeModTime) {
+		return
+	}
+	fmt.Fprintf(g.stderr, "moat: note: the daemon (pid %d) runs an older build of %s; restart it with `moat vmhost --stop` (running sandboxes keep running)\n", v.PID, exe)
 }
 
 func spawnDaemon(l *state.Layout) (<-chan struct{}, error) {

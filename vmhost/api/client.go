@@ -126,6 +126,11 @@ func (c *Client) Reset(ctx context.Context) (*ResetResult, error) {
 	return &r, nil
 }
 
+// Shutdown asks the daemon to exit; running sandboxes keep running.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil)
+}
+
 // Start starts a sandbox and waits until it runs, calling progress with
 // each boot phase.
 func (c *Client) Start(ctx context.Context, name string, progress func(phase string)) error {

@@ -30,6 +30,9 @@ type Service interface {
 	// ctx ends.
 	Subscribe(ctx context.Context) ([]Event, <-chan Event)
 	Reset(ctx context.Context) (*ResetResult, error)
+	// Shutdown makes the daemon exit after answering; supervisors and their
+	// sandboxes keep running.
+	Shutdown()
 }
 
 // NewHandler routes /v1 to svc.
@@ -187,6 +190,10 @@ func NewHandler(svc Service) http.Handler {
 			return
 		}
 		WriteJSON(w, res)
+	})
+	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		svc.Shutdown()
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, Errorf(CodeNotFound, "no API route %s %s (this daemon speaks /v%d)", r.Method, r.URL.Path, Version))

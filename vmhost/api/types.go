@@ -12,6 +12,7 @@
 //	GET    /v1/sandboxes/{name}/logs        the guest console log (text)
 //	GET    /v1/events                       newline-delimited Event, long-lived
 //	POST   /v1/reset                        stop and remove everything
+//	POST   /v1/shutdown                     the daemon exits (sandboxes keep running)
 //
 // Exec is an HTTP Upgrade: the request body (JSON, so environment values
 // never appear in a URL or a process list) describes the process; after
@@ -128,6 +129,11 @@ type VersionInfo struct {
 	API     int    `json:"api"`
 	Version string `json:"version"`
 	PID     int    `json:"pid"`
+	// Exe is the daemon's binary and ExeModTime its modification time when
+	// the daemon started: a client can tell the binary was replaced since.
+	Exe        string    `json:"exe,omitempty"`
+	ExeModTime time.Time `json:"exe_mod_time,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
 }
 
 // ResetResult answers POST /v1/reset.

@@ -45,11 +45,14 @@ type Daemon struct {
 	PollInterval time.Duration
 	// StopTimeout bounds a graceful stop before the supervisor is killed.
 	StopTimeout time.Duration
-	// OnReset is called after a reset (the server exits).
-	OnReset func()
 
-	reg  *sandbox.Registry
-	once sync.Once
+	reg     *sandbox.Registry
+	once    sync.Once
+	started time.Time
+	exe     string
+	exeMod  time.Time
+	quit    chan struct{}
+	quitOne sync.Once
 
 	subMu sync.Mutex
 	subs  map[chan api.Event]struct{}
@@ -69,6 +72,14 @@ func (d *Daemon) init() {
 			d.StopTimeout = driver.StopTimeout + 10*time.Second
 		}
 		d.subs = map[chan api.Event]struct{}{}
+		d.started = time.Now().UTC()
+		d.quit = make(chan struct{})
+		if exe, err := os.Executable(); err == nil {
+			d.exe = exe
+			if fi, err := os.Stat(exe); err == nil {
+				d.exeMod = fi.ModTime().UTC()
+			}
+		}
 	})
 }
 
@@ -116,13 +127,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	go d.poll(ctx)
 	srv := &http.Server{Handler: api.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
-	resetDone := make(chan struct{})
-	d.OnReset = func() { close(resetDone) }
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-resetDone:
-			time.Sleep(200 * time.Millisecond) // let the reset answer go out
+		case <-d.quit:
+			time.Sleep(200 * time.Millisecond) // let the last answer go out
 		}
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
 		srv.Shutdown(sctx)
@@ -137,7 +146,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 }
 
 func (d *Daemon) Version() api.VersionInfo {
-	return api.VersionInfo{API: api.Version, Version: d.Version_, PID: os.Getpid()}
+	d.init()
+	return api.VersionInfo{API: api.Version, Version: d.Version_, PID: os.Getpid(), Exe: d.exe, ExeModTime: d.exeMod, StartedAt: d.started}
 }
 
 // view derives a sandbox's API view from its record and live processes.
@@ -527,10 +537,15 @@ func (d *Daemon) Reset(ctx context.Context) (*api.ResetResult, error) {
 	os.RemoveAll(d.L.SandboxesDir())
 	d.Logf("reset: removed %d sandboxes", len(res.Removed))
 	d.kick()
-	if d.OnReset != nil {
-		go d.OnReset()
-	}
+	d.Shutdown()
 	return res, nil
+}
+
+// Shutdown makes Serve return shortly; supervisors keep running.
+func (d *Daemon) Shutdown() {
+	d.init()
+	d.Logf("shutting down (sandboxes keep running)")
+	d.quitOne.Do(func() { close(d.quit) })
 }
 
 // Subscribe implements the events stream.

@@ -424,3 +424,16 @@ func TestDeadSupervisorIsError(t *testing.T) {
 		t.Fatalf("after stop: %+v", s)
 	}
 }
+
+func TestWorkspaceGone(t *testing.T) {
+	e := newEnv(t)
+	res, _ := e.c.Create(e.ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: e.ws}}, Reuse: true})
+	os.RemoveAll(e.ws)
+	err := e.c.Start(e.ctx, res.Sandbox.Name, nil)
+	if err == nil || !strings.Contains(err.Error(), "no longer exists") {
+		t.Fatalf("start: %v", err)
+	}
+	if e.fd.Starts() != 0 {
+		t.Fatal("booted without a workspace")
+	}
+}

@@ -133,6 +133,9 @@ func runtimeRoot(home string) string {
 		base = filepath.Join(d, "moat")
 	} else {
 		base = filepath.Join(os.TempDir(), fmt.Sprintf("moat-%d", os.Getuid()))
+		if runtime.GOOS == "windows" {
+			base = filepath.Join(os.TempDir(), "moat") // %TEMP% is per user
+		}
 		if runtime.GOOS == "darwin" {
 			// $TMPDIR on macOS is long; /tmp is short and per-boot.
 			base = fmt.Sprintf("/tmp/moat-%d", os.Getuid())

@@ -197,6 +197,9 @@ func (s *sup) boot(ctx context.Context) error {
 	}
 	var ws []vm.Workspace
 	for _, w := range s.rec.Workspaces {
+		if fi, err := os.Stat(w.Path); err != nil || !fi.IsDir() {
+			return fmt.Errorf("workspace %s no longer exists (or is not a directory); recreate it, or remove the sandbox with `moat rm %s`", w.Path, s.rec.Name)
+		}
 		ws = append(ws, vm.Workspace{HostPath: w.Path, ReadOnly: w.ReadOnly})
 	}
 	// A boot is cancelled by a stop request as well as by ctx; the machine,
