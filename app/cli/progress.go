@@ -16,6 +16,7 @@ type progress struct {
 
 	mu    sync.Mutex
 	shown bool
+	last  string
 }
 
 func (g *globals) newProgress(name string, quiet bool) *progress {
@@ -29,6 +30,10 @@ func (p *progress) Phase(phase string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if phase == p.last {
+		return
+	}
+	p.last = phase
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s: %s…", p.name, phase)
 	} else {
