@@ -185,7 +185,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		return err
 	}
 	if st.Code != 0 {
-		return fmt.Errorf("template %q has no %q binary on PATH for user %s; sandbox %s is running: use `moat run shell` on another name or `moat exec -it %s sh` to install it", s.Template, ag.Binary, protocol.DefaultUser, s.Name, s.Name)
+		return fmt.Errorf("template %q has no %q binary on PATH for user %s; sandbox %s is left running: install it with `moat exec -it -u root %s sh`, or remove the sandbox with `moat rm %s`", s.Template, ag.Binary, protocol.DefaultUser, s.Name, s.Name, s.Name)
 	}
 	if detach {
 		if !quiet {
