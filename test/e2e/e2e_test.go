@@ -330,7 +330,10 @@ func TestSeedFlow(t *testing.T) {
 		t.Fatalf("exec -e: %q", out)
 	}
 
-	// 4. kill -9 the daemon: the sandbox keeps running, a new daemon lists it.
+	// 4. kill -9 the daemon: the sandbox keeps running, a new daemon lists
+	// it, and a session attached before the kill keeps working.
+	at := h.startPTY("exec", "-it", name, "sh")
+	aoff := at.waitFor("$", 0, 20*time.Second)
 	pidb, err := os.ReadFile(filepath.Join(h.home, "vmhost.pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +349,12 @@ func TestSeedFlow(t *testing.T) {
 	}
 	if out := h.ok("exec", name, "cat", "/usr/local/bin/marker"); out != "persisted\n" {
 		t.Fatalf("exec after daemon restart: %q", out)
+	}
+	at.send("echo SURVIVED$((3+4))\r")
+	at.waitFor("SURVIVED7", aoff, 10*time.Second)
+	at.send("exit 0\r")
+	if code := at.wait(20 * time.Second); code != 0 {
+		t.Fatalf("session attached across the daemon kill: exit %d", code)
 	}
 
 	// 5. stop -> stopped; exec on a stopped sandbox fails cleanly.

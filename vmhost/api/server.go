@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
 
 	"io"
 	"net/http"
@@ -34,6 +39,17 @@ type Service interface {
 	// sandboxes keep running.
 	Shutdown()
 }
+
+// ExecHandoff is implemented by a Service that can give the client's
+// connection to the process running the session (the sandbox's
+// supervisor), so that the session outlives the daemon. HandOff validates
+// first and calls hijack only once it can hand off; it returns handled=false
+// with a nil error to ask for the relay instead (after hijack or not).
+type ExecHandoff interface {
+	HandOff(ctx context.Context, name string, req ExecRequest, hijack func() (net.Conn, error)) (handled bool, err error)
+}
+
+var errBuffered = errors.New("client sent data before the upgrade")
 
 // NewHandler routes /v1 to svc.
 func NewHandler(svc Service) http.Handler {
@@ -119,13 +135,66 @@ func NewHandler(svc Service) http.Handler {
 			WriteError(w, Errorf(CodeInvalid, "exec: no command given"))
 			return
 		}
-		up, err := svc.Exec(context.WithoutCancel(r.Context()), r.PathValue("name"), req)
+		name := r.PathValue("name")
+		ctx := context.WithoutCancel(r.Context())
+		if !strings.EqualFold(r.Header.Get("Upgrade"), ExecUpgrade) {
+			WriteError(w, Errorf(CodeInvalid, "exec needs Upgrade: %s", ExecUpgrade))
+			return
+		}
+		var hc net.Conn
+		var hbr *bufio.Reader
+		if ho, ok := svc.(ExecHandoff); ok {
+			hijack := func() (net.Conn, error) {
+				hj, ok := w.(http.Hijacker)
+				if !ok {
+					return nil, fmt.Errorf("connection cannot be upgraded")
+				}
+				nc, brw, err := hj.Hijack()
+				if err != nil {
+					return nil, err
+				}
+				hc, hbr = nc, brw.Reader
+				if hbr.Buffered() > 0 {
+					return nil, errBuffered
+				}
+				return nc, nil
+			}
+			handled, err := ho.HandOff(ctx, name, req, hijack)
+			switch {
+			case handled:
+				if hc != nil {
+					hc.Close()
+				}
+				return
+			case err != nil && hc != nil:
+				WriteRawError(hc, err)
+				hc.Close()
+				return
+			case err != nil:
+				WriteError(w, err)
+				return
+			}
+		}
+		// Relay: this process stays in the path of the session.
+		up, err := svc.Exec(ctx, name, req)
 		if err != nil {
+			if hc != nil {
+				WriteRawError(hc, err)
+				hc.Close()
+				return
+			}
 			WriteError(w, err)
 			return
 		}
-		down, err := Accept(w, r)
-		if err != nil {
+		var down *Conn
+		if hc != nil {
+			if err := WriteSwitching(hc); err != nil {
+				hc.Close()
+				up.Close()
+				return
+			}
+			down = &Conn{Conn: hc, r: hbr}
+		} else if down, err = Accept(w, r); err != nil {
 			up.Close()
 			WriteError(w, err)
 			return

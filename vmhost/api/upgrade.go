@@ -43,11 +43,27 @@ func Accept(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+ExecUpgrade+"\r\n\r\n"); err != nil {
+	if err := WriteSwitching(nc); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return &Conn{Conn: nc, r: brw.Reader}, nil
+}
+
+// WriteSwitching writes the 101 answer of an exec upgrade.
+func WriteSwitching(w io.Writer) error {
+	_, err := io.WriteString(w, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+ExecUpgrade+"\r\n\r\n")
+	return err
+}
+
+// NewConn wraps a raw connection whose peer has sent nothing unread.
+func NewConn(nc net.Conn) *Conn { return &Conn{Conn: nc, r: nc} }
+
+// WriteRawError answers on a hijacked connection with an error response.
+func WriteRawError(w io.Writer, err error) {
+	code, status := codeOf(err)
+	b, _ := json.Marshal(Error{Code: code, Message: err.Error()})
+	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(b), b)
 }
 
 // DialUpgrade sends an exec upgrade with body to a unix socket and returns

@@ -45,6 +45,9 @@ type Daemon struct {
 	PollInterval time.Duration
 	// StopTimeout bounds a graceful stop before the supervisor is killed.
 	StopTimeout time.Duration
+	// NoHandoff makes every exec session relay through the daemon instead
+	// of being handed to the supervisor (tests of the relay path).
+	NoHandoff bool
 
 	reg     *sandbox.Registry
 	once    sync.Once
@@ -446,6 +449,32 @@ func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (io
 	return conn, nil
 }
 
+// HandOff gives an exec client's connection to the sandbox's supervisor,
+// so the session survives a daemon restart (api.ExecHandoff).
+func (d *Daemon) HandOff(ctx context.Context, name string, req api.ExecRequest, hijack func() (net.Conn, error)) (bool, error) {
+	d.init()
+	r, err := d.reg.Get(name)
+	if err != nil {
+		return false, err
+	}
+	p := d.reg.Paths(r)
+	st, _, _ := d.derive(ctx, p)
+	if st != api.StatusRunning {
+		return false, fmt.Errorf("%w: sandbox %s is %s; start it with `moat run %s`", api.ErrNotRunning, name, st, name)
+	}
+	if d.NoHandoff {
+		return false, nil
+	}
+	if _, err := os.Stat(p.HandoffSocket()); err != nil {
+		return false, nil // an older supervisor: relay
+	}
+	conn, err := hijack()
+	if err != nil {
+		return false, nil
+	}
+	return supervisor.HandOff(ctx, p.HandoffSocket(), conn, req)
+}
+
 func (d *Daemon) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
 	d.init()
 	r, err := d.reg.Get(name)
@@ -648,7 +677,10 @@ func (d *Daemon) poll(ctx context.Context) {
 	}
 }
 
-var _ api.Service = (*Daemon)(nil)
+var (
+	_ api.Service     = (*Daemon)(nil)
+	_ api.ExecHandoff = (*Daemon)(nil)
+)
 
 // listenPrivate listens on a unix socket that only this user can use.
 func listenPrivate(path string) (net.Listener, error) {

@@ -52,9 +52,12 @@ type env struct {
 	launcher   *inproc
 }
 
+// relayOnly makes test daemons relay exec sessions instead of handing them off.
+var relayOnly bool
+
 func startDaemon(t *testing.T, l *state.Layout, la Launcher) (*api.Client, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Daemon{L: l, Launcher: la, Version_: "test", Logf: func(string, ...any) {}, PollInterval: 20 * time.Millisecond, StopTimeout: 5 * time.Second}
+	d := &Daemon{L: l, Launcher: la, Version_: "test", Logf: func(string, ...any) {}, PollInterval: 20 * time.Millisecond, StopTimeout: 5 * time.Second, NoHandoff: relayOnly}
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
 	c := api.NewClient(l.DaemonSocket())
@@ -121,6 +124,15 @@ func (e *env) exec(name string, req api.ExecRequest, stdin string) (string, prot
 }
 
 func TestLifecycle(t *testing.T) {
+	t.Run("handoff", testLifecycle)
+	t.Run("relay", func(t *testing.T) {
+		relayOnly = true
+		defer func() { relayOnly = false }()
+		testLifecycle(t)
+	})
+}
+
+func testLifecycle(t *testing.T) {
 	e := newEnv(t)
 	res, err := e.c.Create(e.ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: e.ws}}, Reuse: true})
 	if err != nil {
@@ -436,4 +448,34 @@ func TestWorkspaceGone(t *testing.T) {
 	if e.fd.Starts() != 0 {
 		t.Fatal("booted without a workspace")
 	}
+}
+
+// An attached session handed to the supervisor outlives the daemon.
+func TestSessionSurvivesDaemon(t *testing.T) {
+	e := newEnv(t)
+	res, _ := e.c.Create(e.ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: e.ws}}, Reuse: true})
+	name := res.Sandbox.Name
+	if err := e.c.Start(e.ctx, name, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.c.Exec(e.ctx, name, api.ExecRequest{Argv: []string{"/bin/sh", "-c", "exec bash -l"}, TTY: true, Stdin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := api.NewSession(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stopDaemon()
+	if _, err := e.c.Version(e.ctx); err == nil {
+		t.Fatal("daemon still answers")
+	}
+	sess.Stdin([]byte("echo after-daemon\nexit 6\n"))
+	var out bytes.Buffer
+	st, err := sess.Wait(&out, nil)
+	if err != nil || st.Code != 6 || !strings.Contains(out.String(), "after-daemon") {
+		t.Fatalf("session after the daemon went away: %q %+v %v", out.String(), st, err)
+	}
+	c, stop := startDaemon(t, e.l, e.launcher)
+	e.c, e.stopDaemon = c, stop
 }

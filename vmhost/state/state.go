@@ -55,7 +55,10 @@ const (
 // File names in a sandbox's run directory.
 const (
 	SupervisorSocketName = "sup.sock"
-	VMRunDirName         = "vm" // handed to the driver as driver.Spec.RunDir
+	// HandoffSocketName receives client connections (as file descriptors)
+	// for exec sessions that must not depend on the daemon.
+	HandoffSocketName = "fd.sock"
+	VMRunDirName      = "vm" // handed to the driver as driver.Spec.RunDir
 )
 
 // maxSocketPath is the portable limit for a unix socket path (sun_path is
@@ -183,6 +186,7 @@ func (s Sandbox) SupervisorPID() string    { return filepath.Join(s.Dir, Supervi
 func (s Sandbox) OpLock() string           { return filepath.Join(s.Dir, OpLockName) }
 func (s Sandbox) LastError() string        { return filepath.Join(s.Dir, LastErrorName) }
 func (s Sandbox) SupervisorSocket() string { return filepath.Join(s.RunDir, SupervisorSocketName) }
+func (s Sandbox) HandoffSocket() string    { return filepath.Join(s.RunDir, HandoffSocketName) }
 func (s Sandbox) VMRunDir() string         { return filepath.Join(s.RunDir, VMRunDirName) }
 
 // EnsureHome creates Home (0700).

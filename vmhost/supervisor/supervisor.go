@@ -128,6 +128,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		srv.Close()
 		os.Remove(sock)
 	}()
+	closeHandoff, err := s.listenHandoff(paths.HandoffSocket())
+	if err != nil {
+		return fmt.Errorf("supervisor hand-off socket: %w", err)
+	}
+	defer closeHandoff()
 
 	if err := s.boot(ctx); err != nil {
 		s.mu.Lock()
