@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package guest is the root of the Moat guest agent, the static binary that
 // runs as /init (PID 1) inside every sandbox VM and serves the host↔guest
 // protocol (vmhost/protocol/PROTOCOL.md). It holds no code; the pieces are:

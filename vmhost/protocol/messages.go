@@ -30,6 +30,10 @@ type Config struct {
 	Mounts []Mount `json:"mounts,omitempty"`
 	// Network configures eth0; nil leaves only loopback.
 	Network *Network `json:"network,omitempty"`
+	// AgentUID is the uid the agent user gets; 0 means DefaultUID. The host
+	// sends its own user's uid: shared folders show host ownership in the
+	// guest, so this is what makes the user's files the agent's to edit.
+	AgentUID uint32 `json:"agent_uid,omitempty"`
 }
 
 // RootConfig names the disks that make up the root filesystem.

@@ -53,6 +53,10 @@ type Options struct {
 	// Workspaces are mounted at their host paths.
 	Workspaces []Workspace
 	Network    bool
+	// AgentUID is the guest agent user's uid: the host user's, so the
+	// user's workspace files are the agent's. 0 means the default, 1000
+	// (use it when the host user is root).
+	AgentUID uint32
 	// RunDir holds sockets (keep it short); ConsoleLog the serial console.
 	RunDir     string
 	ConsoleLog string
@@ -150,8 +154,9 @@ func Boot(ctx context.Context, d driver.Driver, o Options) (*VM, error) {
 			Base: layout.Disks[DiskBase],
 			Data: layout.Disks[DiskData],
 		},
-		Network: layout.Network,
-		Mounts:  layout.Mounts,
+		Network:  layout.Network,
+		Mounts:   layout.Mounts,
+		AgentUID: o.AgentUID,
 	}
 	if md, ok := layout.Disks[DiskModules]; ok {
 		cfg.Modules = &md

@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +64,7 @@ type fixture struct {
 	outside  string // host folder outside every share, holding a secret
 	dataDisk string
 	boots    int
+	agentUID uint32
 }
 
 // Run executes the suite against d.
@@ -125,7 +125,11 @@ func Run(t *testing.T, d driver.Driver) {
 		if pid <= 0 {
 			t.Skip("driver has no hypervisor process to kill")
 		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		proc, err := os.FindProcess(pid)
+		if err == nil {
+			err = proc.Kill() // SIGKILL
+		}
+		if err != nil {
 			t.Fatalf("kill -9 %d: %v", pid, err)
 		}
 		select {
@@ -143,15 +147,55 @@ func Run(t *testing.T, d driver.Driver) {
 		v2.Agent.Close()
 	})
 
+	// The third boot also gives the agent user another uid, as when the host
+	// user's uid is not 1000.
+	f.agentUID = 4242
 	v3 := f.boot()
 	t.Run("DataIntactAfterKill", func(t *testing.T) {
 		if got := f.mustRun(v3, "root", "cat /root/marker /root/marker2"); got != "survives-stop\nbefore-kill\n" {
 			t.Fatalf("after kill and restart: %q", got)
 		}
 	})
+	t.Run("AgentTakesHostUID", func(t *testing.T) { f.testAgentUID(t, v3) })
+	t.Run("HypervisorPowerButton", func(t *testing.T) {
+		// The hypervisor's own graceful stop (ACPI power button on QEMU)
+		// must power the guest off cleanly, without the agent protocol.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := v3.Machine.Shutdown(ctx); err != nil {
+			t.Fatalf("power button: %v", err)
+		}
+		if err := v3.Machine.Err(); err != nil {
+			t.Fatalf("power button did not power the guest off cleanly: %v", err)
+		}
+		if !strings.Contains(readFile(t, f.console()), "power button") {
+			t.Errorf("the guest did not log the power button; console tail:\n%s", vm.ConsoleTail(f.console(), 10))
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	v3.Stop(ctx)
+}
+
+func (f *fixture) testAgentUID(t *testing.T, v *vm.VM) {
+	if got := f.mustRun(v, "", "id -u; stat -c %u /home/agent"); got != "4242\n4242\n" {
+		t.Fatalf("agent uid / home owner: %q", got)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a host file to uid 4242")
+	}
+	p := filepath.Join(f.ws, "owned-by-4242.txt")
+	if err := os.WriteFile(p, []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(p, 4242, 4242)
+	r := run(t, v, protocol.ExecRequest{Argv: []string{"/bin/sh", "-c", `echo guest >> "$1"`, "sh", p}}, nil)
+	if r.status.Code != 0 {
+		t.Fatalf("agent cannot edit a file of the host user it maps to: %+v", r)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "host\nguest\n" {
+		t.Fatalf("host sees %q", b)
+	}
 }
 
 func newFixture(t *testing.T, d driver.Driver, a *assets.Set) *fixture {
@@ -200,6 +244,7 @@ func (f *fixture) boot() *vm.VM {
 		MemoryMiB:  1024,
 		Workspaces: []vm.Workspace{{HostPath: f.ws}, {HostPath: f.ro, ReadOnly: true}},
 		Network:    true,
+		AgentUID:   f.agentUID,
 		RunDir:     filepath.Join(f.dir, "run"),
 		ConsoleLog: f.console(),
 	})

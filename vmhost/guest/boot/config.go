@@ -1,3 +1,5 @@
+//go:build linux
+
 package boot
 
 import (
@@ -78,10 +80,21 @@ func (a *Agent) Configure(cfg *protocol.Config, t *protocol.Timings) error {
 			a.Log.Printf("write /etc/hosts: %v", err)
 		}
 	}
-	if added, err := passwd.EnsureUser("/", protocol.DefaultUser, protocol.DefaultUID); err != nil {
+	uid := uint32(protocol.DefaultUID)
+	if cfg.AgentUID != 0 {
+		uid = cfg.AgentUID
+	}
+	if added, err := passwd.EnsureUser("/", protocol.DefaultUser, uid); err != nil {
 		return fmt.Errorf("create user %s: %w", protocol.DefaultUser, err)
 	} else if added {
-		a.Log.Printf("created user %s (uid %d)", protocol.DefaultUser, protocol.DefaultUID)
+		a.Log.Printf("created user %s (uid %d)", protocol.DefaultUser, uid)
+	}
+	// Shares show host ownership: the agent takes the host user's uid so the
+	// user's files are its own. Kept on the writable disk; redone if it changes.
+	if old, changed, err := passwd.SetUID("/", protocol.DefaultUser, uid); err != nil {
+		a.Log.Printf("user %s keeps uid %d (wanted %d): %v", protocol.DefaultUser, old, uid, err)
+	} else if changed {
+		a.Log.Printf("user %s now has uid %d (was %d), like the host user", protocol.DefaultUser, uid, old)
 	}
 	start := clockMS()
 	for _, m := range cfg.Mounts {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package boot is everything the guest agent does as PID 1 of a sandbox VM:
 // early mounts, loading the initramfs's kernel modules, finding the agent
 // channel (virtio-serial port or vsock) and serving the protocol on it,

@@ -1,3 +1,5 @@
+//go:build linux
+
 package boot
 
 import (
@@ -55,6 +57,10 @@ func Main() {
 	}
 	tm.mods = clock.BootMS()
 	log.Printf("modules loaded (%d) in %.0fms", n, tm.mods-start)
+
+	if a.PID1 {
+		go WatchPowerButton(log, func() { a.Shutdown(3 * time.Second) })
+	}
 
 	kind, serve, err := OpenChannel(5*time.Second, log)
 	if err != nil {

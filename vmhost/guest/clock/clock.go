@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package clock measures guest boot milestones on CLOCK_BOOTTIME, i.e. in
 // milliseconds since the kernel started, as protocol.Timings expects.
 package clock

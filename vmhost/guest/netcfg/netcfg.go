@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netcfg configures the guest's network without any userland tools:
 // interface flags and IPv4 addresses through ioctls, the default route
 // through rtnetlink, and /etc/resolv.conf and /etc/hosts as files.

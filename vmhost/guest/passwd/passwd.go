@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package passwd resolves exec users from a root filesystem's /etc/passwd and
 // /etc/group (no libc, no NSS), computes the default environment of a
 // process, and makes sure the sandbox's default user exists.
@@ -287,4 +289,66 @@ func appendLine(path string, old []byte, line string, mode os.FileMode) error {
 		err = cerr
 	}
 	return err
+}
+
+// SetUID gives user name the uid uid in root's /etc/passwd and hands over
+// what it owned in its home directory (files owned by its old uid). It is
+// how the guest's agent user takes the host user's uid, so that workspace
+// files, which the guest sees with their host owners, are the agent's.
+// It refuses when another user already has uid. changed is false when the
+// user already had it.
+func SetUID(root, name string, uid uint32) (old uint32, changed bool, err error) {
+	pwPath := filepath.Join(root, "etc", "passwd")
+	pw, err := os.ReadFile(pwPath)
+	if err != nil {
+		return 0, false, err
+	}
+	entries, _ := ParsePasswd(bytes.NewReader(pw))
+	var me *Entry
+	for i := range entries {
+		e := &entries[i]
+		if e.Name == name {
+			me = e
+		}
+	}
+	if me == nil {
+		return 0, false, fmt.Errorf("no user %q in /etc/passwd", name)
+	}
+	if me.UID == uid {
+		return uid, false, nil
+	}
+	for _, e := range entries {
+		if e.UID == uid && e.Name != name {
+			return me.UID, false, fmt.Errorf("uid %d already belongs to user %q", uid, e.Name)
+		}
+	}
+	old = me.UID
+	lines := strings.Split(string(pw), "\n")
+	for i, line := range lines {
+		f := strings.Split(line, ":")
+		if len(f) >= 7 && f[0] == name {
+			f[2] = strconv.FormatUint(uint64(uid), 10)
+			lines[i] = strings.Join(f, ":")
+		}
+	}
+	tmp := pwPath + ".moat-tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		return old, false, err
+	}
+	if err := os.Rename(tmp, pwPath); err != nil {
+		return old, false, err
+	}
+	if me.Home != "" && me.Home != "/" {
+		home := filepath.Join(root, me.Home)
+		filepath.Walk(home, func(p string, info os.FileInfo, err error) error {
+			if err != nil {
+				return nil
+			}
+			if fileUID(info) == old {
+				os.Lchown(p, int(uid), -1)
+			}
+			return nil
+		})
+	}
+	return old, true, nil
 }

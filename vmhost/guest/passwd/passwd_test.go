@@ -1,3 +1,5 @@
+//go:build linux
+
 package passwd
 
 import (
@@ -100,5 +102,39 @@ func TestEnsureUser(t *testing.T) {
 	added, err = EnsureUser(root, "agent", 1000)
 	if err != nil || added {
 		t.Fatalf("second EnsureUser added %v err %v", added, err)
+	}
+}
+
+func TestSetUID(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(root, "home/agent/.config"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\nbob:x:501:501::/home/bob:/bin/sh\n"), 0o644)
+	if old, changed, err := SetUID(root, "agent", 1000); err != nil || changed || old != 1000 {
+		t.Fatalf("same uid: %d %v %v", old, changed, err)
+	}
+	if _, _, err := SetUID(root, "agent", 501); err == nil || !strings.Contains(err.Error(), `"bob"`) {
+		t.Fatalf("taken uid: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		os.Lchown(filepath.Join(root, "home/agent"), 1000, 1000)
+		os.Lchown(filepath.Join(root, "home/agent/.config"), 1000, 1000)
+	}
+	old, changed, err := SetUID(root, "agent", 4242)
+	if err != nil || !changed || old != 1000 {
+		t.Fatalf("renumber: %d %v %v", old, changed, err)
+	}
+	pw, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if !strings.Contains(string(pw), "agent:x:4242:1000:agent:/home/agent:/bin/sh\n") || !strings.Contains(string(pw), "bob:x:501:") {
+		t.Fatalf("passwd now:\n%s", pw)
+	}
+	if os.Geteuid() == 0 {
+		st, _ := os.Stat(filepath.Join(root, "home/agent/.config"))
+		if fileUID(st) != 4242 {
+			t.Fatalf("home not handed over: uid %d", fileUID(st))
+		}
+	}
+	if _, _, err := SetUID(root, "nobody-here", 7); err == nil {
+		t.Fatal("unknown user accepted")
 	}
 }

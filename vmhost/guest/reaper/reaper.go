@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package reaper is the guest agent's single owner of wait4: it reaps every
 // child (and, as PID 1, every orphan re-parented to it) and hands exit
 // statuses to whoever started the process.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package server is the guest side of the Moat host↔guest protocol
 // (vmhost/protocol/PROTOCOL.md): a yamux server over the agent channel whose
 // streams are hello (session setup), exec (one process, with a PTY or pipes)

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package vmtest holds the guest agent's end-to-end test: it boots the real
 // guest assets (kernel, initramfs with moat-guest as /init, modules and base
 // disks) in QEMU with TCG and drives the agent over its virtio-serial port

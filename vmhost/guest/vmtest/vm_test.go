@@ -1,3 +1,5 @@
+//go:build linux
+
 package vmtest
 
 import (
@@ -188,11 +190,7 @@ func (v *vm) shutdown() {
 }
 
 func TestBootInQEMU(t *testing.T) {
-	dir := os.Getenv("MOAT_GUEST_VM_DIR")
-	if dir == "" {
-		t.Skip("set MOAT_GUEST_VM_DIR to a built guest asset directory (go run ./build/guest -out DIR; DIR/amd64)")
-	}
-	set, err := assets.Load(dir)
+	set, err := assets.Load(assetDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,11 +346,7 @@ func TestBootInQEMU(t *testing.T) {
 // TestBootInitramfsOnly is the driver smoke-test path: no Root, the agent
 // keeps the initramfs as root and still serves execs.
 func TestBootInitramfsOnly(t *testing.T) {
-	dir := os.Getenv("MOAT_GUEST_VM_DIR")
-	if dir == "" {
-		t.Skip("set MOAT_GUEST_VM_DIR to a built guest asset directory")
-	}
-	set, err := assets.Load(dir)
+	set, err := assets.Load(assetDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,4 +373,24 @@ func TestBootInitramfsOnly(t *testing.T) {
 		t.Errorf("missing shell: %+v", r.exit)
 	}
 	v.shutdown()
+}
+
+// assetDir is MOAT_GUEST_VM_DIR, else the host architecture's directory of
+// the assets the VM host would use (MOAT_GUEST_DIR, next to the binary, ...).
+// Without either the test skips, or fails under MOAT_REQUIRE_VM=1.
+func assetDir(t *testing.T) string {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	if dir := os.Getenv("MOAT_GUEST_VM_DIR"); dir != "" {
+		return dir
+	}
+	set, err := assets.Find("")
+	if err != nil {
+		if os.Getenv("MOAT_REQUIRE_VM") == "1" {
+			t.Fatalf("MOAT_REQUIRE_VM=1: %v", err)
+		}
+		t.Skipf("no guest assets: %v (or set MOAT_GUEST_VM_DIR)", err)
+	}
+	return set.Dir
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command moat-guest is the Moat guest agent: /init (PID 1) of every sandbox
 // VM. It mounts the basics, loads the initramfs's kernel modules, finds the
 // agent channel and serves the host↔guest protocol (vmhost/protocol) on it:
