@@ -105,7 +105,7 @@ func run(runs, execRuns int, out string) error {
 		case <-m.Done():
 		case <-time.After(2 * time.Minute):
 			m.Kill()
-			return fmt.Errorf("baseline VM did not power off; console:\n%s", vm.ConsoleTail(filepath.Join(dir, "baseline.log"), 20))
+			return fmt.Errorf("baseline VM did not power off; console:\n%s", driver.ConsoleTail(filepath.Join(dir, "baseline.log"), 20))
 		}
 		base.add(time.Since(t0))
 

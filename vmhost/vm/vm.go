@@ -122,7 +122,8 @@ func Boot(ctx context.Context, d driver.Driver, o Options) (*VM, error) {
 	fail := func(err error) (*VM, error) {
 		m.Kill()
 		<-m.Done()
-		if tail := ConsoleTail(o.ConsoleLog, 20); tail != "" {
+		// Driver errors may already quote the console; don't repeat it.
+		if tail := driver.ConsoleTail(o.ConsoleLog, 20); tail != "" && !strings.Contains(err.Error(), tail) {
 			err = fmt.Errorf("%w\nlast lines of the guest console (%s):\n%s", err, o.ConsoleLog, tail)
 		}
 		return nil, err
@@ -289,22 +290,4 @@ func ensureDataDisk(path string, size int64) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// ConsoleTail returns the last n non-empty lines of a console log.
-func ConsoleTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n") {
-		if strings.TrimSpace(l) != "" {
-			lines = append(lines, "  "+l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

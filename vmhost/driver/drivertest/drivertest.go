@@ -108,7 +108,7 @@ func Run(t *testing.T, d driver.Driver) {
 			t.Fatalf("state after stop = %q, want stopped", st)
 		}
 		if !strings.Contains(readFile(t, f.console()), "power") {
-			t.Logf("console does not mention power-off; tail:\n%s", vm.ConsoleTail(f.console(), 10))
+			t.Logf("console does not mention power-off; tail:\n%s", driver.ConsoleTail(f.console(), 10))
 		}
 	})
 
@@ -169,7 +169,7 @@ func Run(t *testing.T, d driver.Driver) {
 			t.Fatalf("power button did not power the guest off cleanly: %v", err)
 		}
 		if !strings.Contains(readFile(t, f.console()), "power button") {
-			t.Errorf("the guest did not log the power button; console tail:\n%s", vm.ConsoleTail(f.console(), 10))
+			t.Errorf("the guest did not log the power button; console tail:\n%s", driver.ConsoleTail(f.console(), 10))
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
