@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatsandbox/moat/build/guest/cpio"
 	"github.com/moatsandbox/moat/vmhost/assets"
 	"github.com/moatsandbox/moat/vmhost/driver"
 )
@@ -167,44 +168,21 @@ func buildTinyInitrd(cache string) (string, error) {
 		return "", err
 	}
 	var buf bytes.Buffer
-	writeCpio(&buf, []cpioEntry{{name: "dev", mode: 0o040755}, {name: "init", mode: 0o100755, data: initBytes}})
+	cw := cpio.NewWriter(&buf)
+	if err := cw.WriteHeader(cpio.Header{Name: "dev", Mode: cpio.TypeDir | 0o755}); err != nil {
+		return "", err
+	}
+	if err := cw.File("init", 0o755, initBytes); err != nil {
+		return "", err
+	}
+	if err := cw.Close(); err != nil {
+		return "", err
+	}
 	out := filepath.Join(cache, "tiny-initrd.cpio")
 	if err := os.WriteFile(out+".tmp", buf.Bytes(), 0o644); err != nil {
 		return "", err
 	}
 	return out, os.Rename(out+".tmp", out)
-}
-
-type cpioEntry struct {
-	name string
-	mode uint32
-	data []byte
-}
-
-// writeCpio writes a newc archive.
-func writeCpio(b *bytes.Buffer, entries []cpioEntry) {
-	pad := func() {
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
-	}
-	hdr := func(ino int, e cpioEntry) {
-		nlink := 1
-		if e.mode&0o040000 != 0 {
-			nlink = 2
-		}
-		fmt.Fprintf(b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-			ino, e.mode, 0, 0, nlink, 0, len(e.data), 0, 0, 0, 0, len(e.name)+1, 0)
-		b.WriteString(e.name)
-		b.WriteByte(0)
-		pad()
-		b.Write(e.data)
-		pad()
-	}
-	for i, e := range entries {
-		hdr(i+1, e)
-	}
-	hdr(0, cpioEntry{name: "TRAILER!!!"})
 }
 
 // shortDir is a temp dir with a short path (unix sockets).
