@@ -10,15 +10,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/moatsandbox/moat/build/guest/cpio"
 )
 
 // Unix file type bits, as in cpio and stat(2).
 const (
-	sIFMT  = 0o170000
-	sIFDIR = 0o040000
-	sIFREG = 0o100000
-	sIFLNK = 0o120000
-	sIFCHR = 0o020000
+	sIFMT  = cpio.TypeMask
+	sIFDIR = cpio.TypeDir
+	sIFREG = cpio.TypeReg
+	sIFLNK = cpio.TypeLink
+	sIFCHR = cpio.TypeChar
 )
 
 // entry is one file of an image being assembled. Every image (initramfs
