@@ -162,20 +162,26 @@ type term struct {
 	pty  *os.File
 	mu   sync.Mutex
 	out  bytes.Buffer
-	done chan struct{}
+	done chan struct{} // the process exited
+	read chan struct{} // all its output was read
 	code int
 }
 
 func (h *harness) startPTY(args ...string) *term {
 	h.t.Helper()
-	cmd := exec.Command(h.bin, args...)
+	return h.startPTYCmd(exec.Command(h.bin, args...))
+}
+
+func (h *harness) startPTYCmd(cmd *exec.Cmd) *term {
+	h.t.Helper()
 	cmd.Env = h.env
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tm := &term{t: h.t, cmd: cmd, pty: f, done: make(chan struct{})}
+	tm := &term{t: h.t, cmd: cmd, pty: f, done: make(chan struct{}), read: make(chan struct{})}
 	go func() {
+		defer close(tm.read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := f.Read(buf)
@@ -240,6 +246,10 @@ func (tm *term) wait(d time.Duration) int {
 	tm.t.Helper()
 	select {
 	case <-tm.done:
+		select {
+		case <-tm.read: // the rest of the output
+		case <-time.After(5 * time.Second):
+		}
 		return tm.code
 	case <-time.After(d):
 		tm.t.Fatalf("moat did not exit; output:\n%s", tm.output())
@@ -317,6 +327,13 @@ func TestSeedFlow(t *testing.T) {
 	et.send("exit 0\r")
 	if code := et.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exec -it exit %d", code)
+	}
+
+	// The terminal is restored after a tty session, and the exit code is moat's.
+	rt := h.startPTYCmd(exec.Command("sh", "-c", h.bin+" exec -it "+name+" sh -c 'exit 3'; echo rc=$?; stty -a"))
+	rt.wait(30 * time.Second)
+	if o := rt.output(); !strings.Contains(o, "rc=3") || !strings.Contains(o, " icanon") || !strings.Contains(o, " echo ") || strings.Contains(o, "-icanon") {
+		t.Fatalf("terminal after exec -it:\n%s", o)
 	}
 
 	// exec without a tty, exit codes, stdin, env.

@@ -18,9 +18,10 @@
 // never appear in a URL or a process list) describes the process; after
 // "101 Switching Protocols" the connection carries the frames of
 // vmhost/protocol (stdin, stdin-eof, resize, signal from the client;
-// stdout, stderr, then exit or error from the server). The same exchange is
-// spoken between the daemon and each sandbox's supervisor, and the daemon
-// relays bytes without re-framing.
+// stdout, stderr, then exit or error from the server). On unix the daemon
+// hands the client's connection itself to the sandbox's supervisor
+// (ExecHandoff), so a session outlives a daemon restart; otherwise it
+// relays bytes to the same exchange on the supervisor's socket.
 //
 // Errors are JSON {"error": message, "code": code} with a matching status.
 package api
