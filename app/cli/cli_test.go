@@ -176,3 +176,11 @@ func TestParseMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonEnvDropsSecrets(t *testing.T) {
+	got := daemonEnv([]string{"PATH=/bin", "ANTHROPIC_API_KEY=sk-secret", "GH_TOKEN=x", "MOAT_GUEST_DIR=/g", "XDG_RUNTIME_DIR=/run/u", "HOME=/h", "LC_ALL=C"})
+	want := "PATH=/bin MOAT_GUEST_DIR=/g XDG_RUNTIME_DIR=/run/u HOME=/h LC_ALL=C"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("daemonEnv = %v", got)
+	}
+}

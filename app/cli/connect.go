@@ -115,7 +115,7 @@ func spawnDaemon(l *state.Layout) (<-chan struct{}, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "vmhost")
-	cmd.Env = append(os.Environ(), state.EnvHome+"="+l.Home)
+	cmd.Env = append(daemonEnv(os.Environ()), state.EnvHome+"="+l.Home)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = daemon.Detached()
@@ -125,6 +125,26 @@ func spawnDaemon(l *state.Layout) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	return done, nil
+}
+
+// daemonEnv keeps only what the daemon and its VMs need from the caller's
+// environment: credentials (ANTHROPIC_API_KEY and the like) must reach an
+// agent only inside an exec request, never a long-lived process's environ.
+func daemonEnv(env []string) []string {
+	keep := map[string]bool{
+		"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "LANG": true, "TZ": true, "TMPDIR": true,
+		"SHELL": true, "SYSTEMROOT": true, "WINDIR": true, "COMSPEC": true, "PATHEXT": true, "TEMP": true, "TMP": true,
+		"USERPROFILE": true, "LOCALAPPDATA": true, "APPDATA": true, "PROGRAMDATA": true, "HOMEDRIVE": true, "HOMEPATH": true,
+	}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		u := strings.ToUpper(k)
+		if keep[u] || strings.HasPrefix(u, "MOAT_") || strings.HasPrefix(u, "XDG_") || strings.HasPrefix(u, "LC_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func logTail(path string) string {

@@ -61,7 +61,8 @@ func setup(t *testing.T) *harness {
 	}
 	home := t.TempDir()
 	h := &harness{t: t, bin: bin, home: home}
-	h.env = append(os.Environ(), "MOAT_HOME="+home, "MOAT_GUEST_DIR="+filepath.Dir(a.Dir), "TERM=xterm")
+	h.env = append(os.Environ(), "MOAT_HOME="+home, "MOAT_GUEST_DIR="+filepath.Dir(a.Dir), "TERM=xterm",
+		"ANTHROPIC_API_KEY=sk-e2e-not-a-real-key") // must never reach the daemon
 	t.Cleanup(func() {
 		h.moat("reset", "-f")
 		if b, err := os.ReadFile(filepath.Join(home, "vmhost.pid")); err == nil {
@@ -346,6 +347,33 @@ func TestSeedFlow(t *testing.T) {
 	if out := h.ok("exec", "-e", "MOAT_E2E=yes", name, "sh", "-c", "echo $MOAT_E2E"); out != "yes\n" {
 		t.Fatalf("exec -e: %q", out)
 	}
+	// A secret in the caller's environment and in an exec's env reaches the
+	// process only: not the daemon's or supervisor's environment, not a log.
+	const secret = "sk-e2e-not-a-real-key"
+	if out := h.ok("exec", "-e", "ANTHROPIC_API_KEY="+secret, name, "sh", "-c", "echo ${#ANTHROPIC_API_KEY}"); out != fmt.Sprintf("%d\n", len(secret)) {
+		t.Fatalf("secret did not reach the process: %q", out)
+	}
+	for _, pf := range []string{filepath.Join(h.home, "vmhost.pid"), filepath.Join(h.home, "sandboxes", name, "supervisor.pid")} {
+		b, err := os.ReadFile(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/environ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(env, []byte(secret)) {
+			t.Fatalf("%s: the secret is in the process environment", pf)
+		}
+	}
+	filepath.Walk(h.home, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() < 64<<20 {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(secret)) {
+				t.Errorf("the secret is in %s", p)
+			}
+		}
+		return nil
+	})
 
 	// 4. kill -9 the daemon: the sandbox keeps running, a new daemon lists
 	// it, and a session attached before the kill keeps working.
