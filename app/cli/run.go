@@ -161,6 +161,10 @@ func (g *globals) runAgent(ctx context.Context, req sandbox.Request, agentArgs [
 	if res.Created && g.debug {
 		fmt.Fprintf(g.stderr, "moat: created sandbox %s\n", res.Sandbox.Name)
 	}
+	if s := res.Sandbox; !res.Created && !quiet &&
+		((req.CPUs != 0 && req.CPUs != s.CPUs) || (req.MemoryMiB != 0 && req.MemoryMiB != s.MemoryMiB) || (req.Template != "" && req.Template != s.Template)) {
+		fmt.Fprintf(g.stderr, "moat: note: sandbox %s exists; --template, --cpus and --memory apply only when a sandbox is created (use --name for another)\n", s.Name)
+	}
 	return g.startAndAttach(ctx, cl, &res.Sandbox, agentArgs, detach, quiet)
 }
 
