@@ -257,6 +257,7 @@ func (s *sup) boot(ctx context.Context) error {
 		MemoryMiB:  s.rec.MemoryMiB,
 		Workspaces: ws,
 		Network:    true,
+		AgentUID:   agentUID(),
 		RunDir:     s.paths.VMRunDir(),
 		ConsoleLog: s.paths.ConsoleLog(),
 		Progress: func(p string) {
@@ -405,6 +406,15 @@ func relayExec(ctx context.Context, conn *api.Conn, ag *agentclient.Client, req 
 		return
 	}
 	sendJSON(protocol.FrameExit, st)
+}
+
+// agentUID gives the guest's agent user the host user's uid, so workspace
+// files are the agent's; root (and Windows, uid -1) keep the default.
+func agentUID() uint32 {
+	if u := os.Getuid(); u > 0 {
+		return uint32(u)
+	}
+	return 0
 }
 
 // watchDriver reports the machine as soon as the driver started it.
