@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -77,6 +76,11 @@ func (g *globals) attach(ctx context.Context, c *api.Client, name string, req ap
 	}
 	stopSig := watchSignals(s, inFd, req.TTY && inTTY, raw)
 	defer stopSig()
+	if req.TTY && inTTY { // a resize between the request and the watcher
+		if w, h, err := term.GetSize(inFd); err == nil && (uint16(w) != req.Size.Cols || uint16(h) != req.Size.Rows) {
+			s.Resize(uint16(h), uint16(w))
+		}
+	}
 	if req.Stdin {
 		go s.CopyStdin(g.stdin)
 	}
@@ -93,5 +97,3 @@ func (g *globals) attach(ctx context.Context, c *api.Client, name string, req ap
 	}
 	return st.Code, nil
 }
-
-var _ io.Writer = (*os.File)(nil)
