@@ -169,6 +169,10 @@ func (d *Daemon) derive(ctx context.Context, p state.Sandbox) (api.Status, strin
 	if state.Held(p.SupervisorLock()) {
 		st, err := supervisor.NewClient(p.SupervisorSocket()).Status(ctx)
 		if err != nil {
+			// Alive (it holds the lock) but silent: just launched, or hung.
+			if fi, ferr := os.Stat(p.SupervisorPID()); ferr == nil && time.Since(fi.ModTime()) > 30*time.Second {
+				return api.StatusError, fmt.Sprintf("its supervisor is alive but does not answer on %s (%v); `moat stop -f` ends it", p.SupervisorSocket(), err), nil
+			}
 			return api.StatusStarting, "supervisor starting", nil
 		}
 		rt := st.Runtime
@@ -370,6 +374,10 @@ func (d *Daemon) stop(ctx context.Context, r *sandbox.Record, force bool) error 
 	for state.Held(p.SupervisorLock()) {
 		if !asked {
 			if c.Stop(ctx, force) == nil {
+				asked = true
+			} else if force {
+				d.Logf("sandbox %s: supervisor does not answer; killing it", r.Name)
+				killPIDFile(p.SupervisorPID())
 				asked = true
 			}
 		}

@@ -80,7 +80,6 @@ type sup struct {
 	stopReq chan bool // true = force
 	// stopDuringBoot is set when a stop request cancelled the boot.
 	stopDuringBoot bool
-	once           sync.Once
 }
 
 // Run supervises the named sandbox until its VM stops. It returns the boot
