@@ -406,7 +406,7 @@ func killPIDFile(path string) {
 		return
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	if err != nil || pid <= 1 || pid == os.Getpid() { // in-process supervisors (tests)
 		return
 	}
 	if pr, err := os.FindProcess(pid); err == nil {
