@@ -309,6 +309,13 @@ func TestSeedFlow(t *testing.T) {
 	tm.send("\x03")
 	tm.send("echo AFTER$((1+1))\r")
 	off = tm.waitFor("AFTER2", off, 10*time.Second)
+	// Ctrl-Z too: the sandbox's shell suspends its job, moat keeps running.
+	tm.send("sleep 1000\r")
+	time.Sleep(500 * time.Millisecond)
+	tm.send("\x1a")
+	off = tm.waitFor("Stopped", off, 10*time.Second)
+	tm.send("kill -9 %1; wait; echo Z$((2+3))\r")
+	off = tm.waitFor("Z5", off, 10*time.Second)
 
 	// The remote exit code is moat's.
 	tm.send("exit 5\r")
