@@ -26,6 +26,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/moatsandbox/moat/vmhost/assets"
+	"github.com/moatsandbox/moat/vmhost/state"
 )
 
 type harness struct {
@@ -65,6 +66,9 @@ func setup(t *testing.T) *harness {
 		"ANTHROPIC_API_KEY=sk-e2e-not-a-real-key") // must never reach the daemon
 	t.Cleanup(func() {
 		h.moat("reset", "-f")
+		if l, err := state.New(home, ""); err == nil {
+			defer os.RemoveAll(l.Runtime)
+		}
 		if b, err := os.ReadFile(filepath.Join(home, "vmhost.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				syscall.Kill(pid, syscall.SIGTERM)

@@ -572,6 +572,7 @@ func (d *Daemon) Reset(ctx context.Context) (*api.ResetResult, error) {
 		}
 	}
 	os.RemoveAll(d.L.SandboxesDir())
+	os.Remove(d.L.Runtime) // only when empty: the daemon socket may live there
 	d.Logf("reset: removed %d sandboxes", len(res.Removed))
 	d.kick()
 	d.Shutdown()
