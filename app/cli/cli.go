@@ -14,11 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatsandbox/moat/internal/version"
 	"github.com/moatsandbox/moat/vmhost/state"
 )
-
-// Version is set at build time with -ldflags "-X .../app/cli.Version=v1.2.3".
-var Version = "dev"
 
 // exitError carries a remote process's exit code; it prints nothing.
 type exitError struct{ code int }
@@ -109,7 +107,7 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 }
 
 func versionString() string {
-	v := "moat " + Version
+	v := "moat " + version.Version
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatsandbox/moat/internal/version"
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/daemon"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
@@ -333,7 +334,7 @@ Sandboxes run in their own supervisor processes and survive daemon restarts.`,
 			ctx, cancel := signalContext(c.Context())
 			defer cancel()
 			ignoreHangup()
-			d := &daemon.Daemon{L: l, Launcher: &daemon.ExecLauncher{L: l}, Version_: Version}
+			d := &daemon.Daemon{L: l, Launcher: &daemon.ExecLauncher{L: l}, Version_: version.Version}
 			if err := d.Serve(ctx); err != nil {
 				if errors.Is(err, daemon.ErrAlreadyRunning) {
 					return fmt.Errorf("%w (socket %s)", err, l.DaemonSocket())
