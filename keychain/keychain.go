@@ -388,3 +388,12 @@ func redactedCause(err error) string {
 	}
 	return s
 }
+
+// EmptyBackend stores nothing and finds nothing: with it a Keychain resolves
+// credentials from the environment only (used when the OS keychain cannot
+// be reached, so running still works).
+type EmptyBackend struct{}
+
+func (EmptyBackend) Set(string, string, string) error   { return ErrUnavailable }
+func (EmptyBackend) Get(string, string) (string, error) { return "", ErrNotFound }
+func (EmptyBackend) Delete(string, string) error        { return ErrNotFound }

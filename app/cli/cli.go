@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatsandbox/moat/internal/version"
+	"github.com/moatsandbox/moat/keychain"
 	"github.com/moatsandbox/moat/vmhost/state"
 )
 
@@ -29,6 +30,8 @@ type globals struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// kc overrides the OS keychain (tests).
+	kc *keychain.Keychain
 }
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -101,7 +104,7 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 	logs.ValidArgsFunction = g.completeNames(1)
 	root.AddCommand(
 		run, create, newLsCmd(g), exec, stop, rm, inspect, logs, newResetCmd(g), newVersionCmd(g),
-		newVmhostCmd(g), newSuperviseCmd(g),
+		newVmhostCmd(g), newSuperviseCmd(g), newLoginCmd(g), newLogoutCmd(g),
 	)
 	return root
 }

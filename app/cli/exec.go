@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatsandbox/moat/vmhost/agents"
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
 )
@@ -16,6 +17,7 @@ import (
 func newExecCmd(g *globals) *cobra.Command {
 	var (
 		interactive, tty bool
+		withCreds        bool
 		envs, envFiles   []string
 		dir, user        string
 	)
@@ -59,6 +61,14 @@ func newExecCmd(g *globals) *cobra.Command {
 					env = append(env, "TERM="+t)
 				}
 			}
+			if withCreds {
+				ag, err := agents.Lookup(s.Agent)
+				if err != nil {
+					return err
+				}
+				// -e and --env-file entries override credentials.
+				env = mergeEnv(g.credentials(ag), env)
+			}
 			req := api.ExecRequest{Argv: argv, Env: env, Dir: dir, User: user, TTY: tty, Stdin: interactive}
 			code, err := g.attach(ctx, cl, name, req)
 			if err != nil {
@@ -78,6 +88,7 @@ func newExecCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file (K=V lines)")
 	fl.StringVarP(&dir, "workdir", "w", "", "working directory in the sandbox (default: the workspace)")
 	fl.StringVarP(&user, "user", "u", "", "user name or uid (default: agent)")
+	fl.BoolVar(&withCreds, "credentials", false, "pass the sandbox agent's credentials (from the keychain or environment), as `moat run` does")
 	return c
 }
 
@@ -136,4 +147,21 @@ func redactValue(kv string) string {
 		return k + "=…"
 	}
 	return kv
+}
+
+// mergeEnv appends over to base, a later KEY replacing an earlier one
+// (getenv takes the first match, so duplicates must not reach the guest).
+func mergeEnv(base, over []string) []string {
+	seen := map[string]int{}
+	var out []string
+	for _, kv := range append(append([]string(nil), base...), over...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := seen[k]; ok {
+			out[i] = kv
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatsandbox/moat/keychain"
 	"github.com/moatsandbox/moat/vmhost/agents"
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/protocol"
@@ -208,7 +209,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		Dir:   s.Workspace(),
 		TTY:   inTTY && outTTY,
 		Stdin: true,
-		Env:   agentEnv(ag, inTTY && outTTY),
+		Env:   g.agentEnv(ag, inTTY && outTTY),
 	}
 	code, err := g.attach(ctx, cl, s.Name, req)
 	if err != nil {
@@ -220,19 +221,55 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 	return nil
 }
 
-// agentEnv passes the agent's credential variables and TERM from the host
-// environment. They travel in the exec request body, never in argv or URLs.
-func agentEnv(ag agents.Agent, tty bool) []string {
-	var env []string
-	for _, k := range ag.CredentialEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
+// agentEnv is the agent's credentials (keychain first, then this process's
+// environment; see keychain) and TERM. They travel in the exec request body
+// over the 0600 socket, never in argv, URLs or logs.
+func (g *globals) agentEnv(ag agents.Agent, tty bool) []string {
+	env := g.credentials(ag)
 	if t := os.Getenv("TERM"); tty && t != "" {
 		env = append(env, "TERM="+t)
 	}
 	return env
+}
+
+// credentials resolves what the agent needs. A keychain that cannot be
+// reached is not fatal for running: it is said once, and the environment
+// still counts.
+func (g *globals) credentials(ag agents.Agent) []string {
+	kc := g.keychain()
+	var c keychain.Credentials
+	var err error
+	if ag.AllCredentials {
+		c, err = kc.All()
+	} else {
+		c, err = kc.ForVars(ag.CredentialEnv)
+	}
+	if err != nil {
+		c, _ = keychain.NewWith(keychain.EmptyBackend{}, keychain.Service, os.Getenv).ForVars(allVars(ag))
+		// Say so when it matters: the agent needs a credential and the
+		// environment has none (headless machines without a keyring that
+		// pass keys by environment stay quiet).
+		if g.debug || (len(c.Env) == 0 && !ag.AllCredentials && len(ag.CredentialEnv) > 0) {
+			fmt.Fprintf(g.stderr, "moat: %v; %s starts without stored credentials\n", err, ag.Name)
+		}
+	}
+	if g.debug {
+		for _, s := range c.Sources {
+			fmt.Fprintf(g.stderr, "moat: %s from %s %s\n", s.Provider.Name, s.Source, s.Masked)
+		}
+	}
+	return c.Env
+}
+
+func allVars(ag agents.Agent) []string {
+	if !ag.AllCredentials {
+		return ag.CredentialEnv
+	}
+	var vars []string
+	for _, p := range keychain.Providers {
+		vars = append(vars, p.Env...)
+	}
+	return vars
 }
 
 // runQuiet runs a command without stdio and returns its status.

@@ -22,6 +22,9 @@ type Agent struct {
 	// CredentialEnv lists the environment variables that carry the agent's
 	// credentials (read on the host by the client, sent in the exec body).
 	CredentialEnv []string `json:"credential_env,omitempty"`
+	// AllCredentials gives the agent every stored credential (the shell,
+	// where people run agents by hand).
+	AllCredentials bool `json:"all_credentials,omitempty"`
 	// Template is the default template for a new sandbox of this agent.
 	Template string `json:"template"`
 	// Description is one line for help output.
@@ -43,16 +46,17 @@ var Table = []Agent{
 		Binary:        "claude",
 		Command:       []string{"claude"},
 		DefaultArgs:   []string{"--dangerously-skip-permissions"},
-		CredentialEnv: []string{"ANTHROPIC_API_KEY"},
+		CredentialEnv: []string{"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"},
 		Template:      BaseTemplate,
 		Description:   "Claude Code (runs with --dangerously-skip-permissions: the sandbox is the boundary)",
 	},
 	{
-		Name:        "shell",
-		Binary:      "sh",
-		Command:     []string{"/bin/sh", "-c", loginShell, "sh"},
-		Template:    BaseTemplate,
-		Description: "a login shell (bash when present), for manual setup",
+		Name:           "shell",
+		Binary:         "sh",
+		Command:        []string{"/bin/sh", "-c", loginShell, "sh"},
+		AllCredentials: true,
+		Template:       BaseTemplate,
+		Description:    "a login shell (bash when present), for manual setup",
 	},
 }
 
