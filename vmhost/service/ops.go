@@ -233,10 +233,14 @@ func (o *Ops) Uninstall(ctx context.Context) error {
 	if err := o.M.Uninstall(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "removed the %s %s; its daemon stopped\n", st.Kind, st.Where)
+	if st.Running {
+		fmt.Fprintf(o.Out, "removed the %s %s; its daemon stopped\n", st.Kind, st.Where)
+	} else {
+		fmt.Fprintf(o.Out, "removed the %s %s\n", st.Kind, st.Where)
+	}
 	fmt.Fprintf(o.Out, "sandboxes, their disks and templates are kept in %s", o.L.Home)
 	if n > 0 {
-		fmt.Fprintf(o.Out, " (%d sandboxes, %d running and still running)", n, running)
+		fmt.Fprintf(o.Out, " (%d sandboxes; %d running, and they keep running)", n, running)
 	}
 	fmt.Fprintf(o.Out, "; the next moat command starts a daemon on demand again\n")
 	fmt.Fprintf(o.Out, "to remove them:\n  moat rm -f $(moat ls -q)   # every sandbox and its disk\n  moat reset                 # all of Moat's sandboxes and state\n")

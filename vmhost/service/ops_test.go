@@ -116,7 +116,7 @@ func TestOpsHandOverAndStatus(t *testing.T) {
 	for _, want := range []string{
 		"installed the test service /test/unit",
 		"stopped the on-demand daemon (pid " + itoa(onDemand.cmd.Process.Pid) + "); its sandboxes keep running",
-		"the daemon runs under the service (pid " + itoa(svcPID) + ", moat servicetest)",
+		"the daemon runs under the service (pid " + itoa(svcPID) + ", moat " + binVersion + ")",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("install output lacks %q:\n%s", want, s)
@@ -129,7 +129,7 @@ func TestOpsHandOverAndStatus(t *testing.T) {
 	for _, want := range []string{
 		"service:    installed: test service /test/unit",
 		"manager:    active, pid " + itoa(svcPID),
-		"daemon:     running, pid " + itoa(svcPID) + ", moat servicetest (API v1), under the service",
+		"daemon:     running, pid " + itoa(svcPID) + ", moat " + binVersion + " (API v1), under the service",
 		"socket:     " + l.DaemonSocket(),
 		"log:        " + l.DaemonLog(),
 		"sandboxes:  0, 0 running",

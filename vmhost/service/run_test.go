@@ -39,10 +39,16 @@ var (
 	buildBin  string
 	buildErr  error
 	buildOut  []byte
+	// realMoat is true when the binary is moat itself (its `vmhost`
+	// command runs RunDaemon); binVersion is what its daemon reports.
+	realMoat   bool
+	binVersion = "servicetest"
 )
 
-// testBinary builds internal/testmoat: `vmhost` through RunDaemon, as
-// `moat vmhost`, and `_supervise`.
+// testBinary builds the daemon binary with `go build -o`: moat itself
+// when its `vmhost` command is wired to RunDaemon (it has --log-level),
+// else internal/testmoat, which runs RunDaemon for `vmhost` and the
+// supervisor for `_supervise`, as moat does.
 func testBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -55,11 +61,21 @@ func testBinary(t *testing.T) string {
 			return
 		}
 		buildBin = filepath.Join(dir, "moat")
+		if out, err := exec.Command("go", "build", "-o", buildBin, "../..").CombinedOutput(); err == nil {
+			help, _ := exec.Command(buildBin, "vmhost", "--help").CombinedOutput()
+			if strings.Contains(string(help), "--log-level") {
+				realMoat, binVersion = true, "dev"
+				return
+			}
+		} else {
+			buildOut = out
+		}
 		buildOut, buildErr = exec.Command("go", "build", "-o", buildBin, "./internal/testmoat").CombinedOutput()
 	})
 	if buildErr != nil {
 		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
 	}
+	t.Logf("daemon binary: %s (moat itself: %v)", buildBin, realMoat)
 	return buildBin
 }
 
@@ -168,7 +184,7 @@ func TestInteractiveDaemon(t *testing.T) {
 	d := startDaemonProc(t, bin, home)
 	c := waitServing(t, l, d.cmd.Process.Pid, 10*time.Second)
 	v, err := c.Version(context.Background())
-	if err != nil || v.Version != "servicetest" || v.API != api.Version {
+	if err != nil || v.Version != binVersion || v.API != api.Version {
 		t.Fatalf("version: %+v %v", v, err)
 	}
 	if ls, err := c.List(context.Background()); err != nil || len(ls) != 0 {

@@ -19,8 +19,9 @@ import (
 
 func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
 
-// TestDaemonRestartKeepsSandbox boots a real sandbox (QEMU) under a daemon
-// run in interactive mode, SIGTERMs the daemon, checks that the
+// TestDaemonRestartKeepsSandbox boots a real sandbox (QEMU; `moat run -d
+// shell DIR` when the binary is moat itself) under a daemon run in
+// interactive mode, SIGTERMs the daemon, checks that the
 // sandbox's supervisor and qemu keep running, and that a restarted daemon
 // lists it running with the same processes — what a service restart or
 // an upgrade does (KillMode=process signals only the daemon).
@@ -54,15 +55,31 @@ func TestDaemonRestartKeepsSandbox(t *testing.T) {
 		}
 		os.RemoveAll(l.Runtime)
 	})
-	res, err := c.Create(ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: ws}}, Reuse: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := res.Sandbox.Name
-	sctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	if err := c.Start(sctx, name, func(p string) { t.Logf("boot: %s", p) }); err != nil {
-		t.Fatalf("start %s: %v\ndaemon log:\n%s", name, err, readLog(t, l))
+	var name string
+	if realMoat {
+		// What a user types.
+		run := exec.Command(bin, "run", "-d", "shell", ws)
+		run.Env = daemonEnv(home)
+		out, err := run.Output()
+		if err != nil {
+			t.Fatalf("moat run -d shell %s: %v\n%s\ndaemon log:\n%s", ws, err, out, readLog(t, l))
+		}
+		lines := strings.Fields(string(out))
+		if len(lines) == 0 {
+			t.Fatalf("moat run -d printed no name")
+		}
+		name = lines[len(lines)-1]
+	} else {
+		res, err := c.Create(ctx, sandbox.Request{Agent: "shell", Workspaces: []sandbox.Workspace{{Path: ws}}, Reuse: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name = res.Sandbox.Name
+		sctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+		defer cancel()
+		if err := c.Start(sctx, name, func(p string) { t.Logf("boot: %s", p) }); err != nil {
+			t.Fatalf("start %s: %v\ndaemon log:\n%s", name, err, readLog(t, l))
+		}
 	}
 	before, err := c.Get(ctx, name)
 	if err != nil || before.Status != api.StatusRunning || before.Runtime == nil {
