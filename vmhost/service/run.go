@@ -232,8 +232,11 @@ func (p *program) exitWhenDone() {
 	if !p.stopping.Load() {
 		time.Sleep(500 * time.Millisecond)
 		if p.err != nil {
+			p.log.Error("daemon failed", "err", p.err)
+			fmt.Fprintf(os.Stderr, "moat: %v\n", p.err)
 			os.Exit(1)
 		}
+		p.log.Info("daemon exited", "pid", os.Getpid())
 		os.Exit(0)
 	}
 }
