@@ -8,7 +8,7 @@ import (
 
 // ShellQuote quotes one word for a POSIX shell: it is left alone when it
 // only holds characters no shell treats specially, and otherwise wrapped in
-// single quotes (inside which nothing is special) with each ' written '\''.
+// single quotes (inside which nothing is special) with each ' written '\”.
 func ShellQuote(s string) string {
 	if s == "" {
 		return "''"
