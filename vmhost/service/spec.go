@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -53,15 +54,21 @@ func NewSpec(l *state.Layout, manager string) (Spec, error) {
 	return Spec{Exe: exe, Args: []string{"vmhost"}, Env: env, LogPath: l.DaemonLog()}, nil
 }
 
-// Executable is the absolute, symlink-free path of this binary. It refuses
-// binaries that will not be there at the next login (`go run`, go test).
+// Executable is the absolute path of this binary for a service definition.
+// It prefers the path the user ran it by (os.Args[0], looked up in PATH)
+// when that is the same file, symlinks kept: a package manager's
+// /usr/local/bin/moat -> ../Cellar/moat/1.2/bin/moat must survive an
+// upgrade that removes the versioned directory. It refuses binaries that
+// will not be there at the next login (`go run`, go test).
 func Executable() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("cannot find the moat binary: %w", err)
 	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil && samePath(abs, exe) {
+			exe = abs
+		}
 	}
 	if !filepath.IsAbs(exe) {
 		return "", fmt.Errorf("the moat binary path %q is not absolute", exe)
