@@ -10,6 +10,7 @@
 //	<Home>/vmhost.log             daemon log
 //	<Home>/registry.lock          serialises sandbox creation and removal
 //	<Home>/sandboxes/<name>/      one directory per sandbox (see Sandbox)
+//	<Home>/templates/             the template store (see Templates)
 //	<Runtime>/<id>/               short per-sandbox run directory (sockets)
 //
 // Runtime is $XDG_RUNTIME_DIR/moat, else <tmp>/moat-<uid>: unix socket paths
@@ -38,6 +39,18 @@ const (
 	DaemonPIDName       = "vmhost.pid"
 	RegistryLockName    = "registry.lock"
 	SandboxesDirName    = "sandboxes"
+	TemplatesDirName    = "templates"
+)
+
+// File names in the template store (vmhost/template).
+const (
+	TemplateNamesName     = "names.json" // template name -> image digest
+	TemplateLockName      = "store.lock" // serialises changes to names.json
+	TemplateImagesDirName = "images"     // one directory per image digest
+	TemplateTmpDirName    = "tmp"        // downloads and builds in progress
+	TemplateDiskName      = "base.ext4"  // read-only root lower layer
+	TemplateMetaName      = "image.json" // image metadata
+	TemplateFilesName     = "files.gz"   // listing of the flattened filesystem
 )
 
 // File names in a sandbox directory.
@@ -164,6 +177,7 @@ func (l *Layout) DaemonLog() string       { return filepath.Join(l.Home, DaemonL
 func (l *Layout) DaemonPID() string       { return filepath.Join(l.Home, DaemonPIDName) }
 func (l *Layout) RegistryLock() string    { return filepath.Join(l.Home, RegistryLockName) }
 func (l *Layout) SandboxesDir() string    { return filepath.Join(l.Home, SandboxesDirName) }
+func (l *Layout) TemplatesDir() string    { return filepath.Join(l.Home, TemplatesDirName) }
 
 // Sandbox returns the paths of one sandbox. id is the record's short ID that
 // keys its run directory.

@@ -1,0 +1,163 @@
+package template
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// SnapshotScript, run as root in a sandbox, writes a tar of the sandbox's
+// root filesystem (the overlay of template and writable disk) to stdout.
+// A non-recursive bind mount of / shows the root alone: no /proc, /sys,
+// /dev, /run or workspace contents, whatever the tar implementation.
+const SnapshotScript = `set -e
+d=/run/moat/snapshot.$$
+mkdir -p "$d"
+mount --bind / "$d"
+trap 'umount "$d"; rmdir "$d"' EXIT
+tar -C "$d" -cf - .
+`
+
+// SaveOptions describe a Save.
+type SaveOptions struct {
+	// Base is the template the sandbox was made from: its config (env,
+	// user, working dir, entrypoint, cmd) carries over.
+	Base *Template
+	// Sandbox names the source, for the template's metadata.
+	Sandbox string
+	// Output, when set, also writes the image as an archive (docker-save
+	// format, loadable by `moat template load` and `docker load`).
+	Output   string
+	Progress Progress
+}
+
+// Save makes a template called tag from rootfs, a tar of a sandbox's root
+// filesystem (see SnapshotScript). The tar is spooled to the store's tmp/
+// first (it is read more than once) and removed afterwards.
+func (s *Store) Save(ctx context.Context, rootfs io.Reader, tag string, o SaveOptions) (*Template, error) {
+	if o.Progress == nil {
+		o.Progress = Discard
+	}
+	if err := checkName(tag); err != nil {
+		return nil, err
+	}
+	var ref name.Reference
+	if o.Output != "" {
+		r, err := name.NewTag(tag)
+		if err != nil {
+			return nil, fmt.Errorf("save: %q is not a valid image tag for an archive: %v", tag, err)
+		}
+		ref = r
+	}
+	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.tmpDir(), "save.*.tar")
+	if err != nil {
+		return nil, err
+	}
+	spool := f.Name()
+	defer os.Remove(spool)
+	o.Progress.Phase("reading the sandbox's filesystem")
+	bar := o.Progress.Bar("snapshot", 0)
+	n, err := io.Copy(f, &countReader{r: rootfs, bar: bar})
+	bar.Done()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("save: read the sandbox's filesystem: %w", err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("save: the sandbox's filesystem snapshot is empty")
+	}
+	layer, err := tarball.LayerFromFile(spool)
+	if err != nil {
+		return nil, fmt.Errorf("save: %w", err)
+	}
+	cfg := &v1.ConfigFile{
+		Architecture: s.Arch,
+		OS:           "linux",
+		Created:      v1.Time{Time: time.Now().UTC()},
+	}
+	if cfg.Architecture == "" {
+		cfg.Architecture = runtime.GOARCH
+	}
+	if b := o.Base; b != nil {
+		cfg.Config = v1.Config{Env: b.Env, User: b.User, WorkingDir: b.WorkingDir, Entrypoint: b.Entrypoint, Cmd: b.Cmd}
+	}
+	img, err := mutate.ConfigFile(empty.Image, cfg)
+	if err != nil {
+		return nil, err
+	}
+	img, err = mutate.AppendLayers(img, layer)
+	if err != nil {
+		return nil, fmt.Errorf("save: %w", err)
+	}
+	source := "sandbox:" + o.Sandbox
+	t, err := s.importImage(ctx, img, importInfo{name: tag, source: source}, o.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("save: %w", err)
+	}
+	if o.Output != "" {
+		o.Progress.Phase(fmt.Sprintf("writing %s", o.Output))
+		if err := writeArchive(o.Output, ref, img); err != nil {
+			return t, fmt.Errorf("save: the template %s is in the store, but writing %s failed: %w", tag, o.Output, err)
+		}
+	}
+	return t, nil
+}
+
+// writeArchive writes img to path atomically (temporary file, rename).
+func writeArchive(path string, ref name.Reference, img v1.Image) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := tarball.Write(ref, img, f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+type countReader struct {
+	r   io.Reader
+	n   int64
+	bar Bar
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.bar.Set(c.n)
+	return n, err
+}
