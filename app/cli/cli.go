@@ -104,7 +104,7 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 	logs.ValidArgsFunction = g.completeNames(1)
 	root.AddCommand(
 		run, create, newLsCmd(g), exec, stop, rm, inspect, logs, newResetCmd(g), newVersionCmd(g),
-		newVmhostCmd(g), newSuperviseCmd(g), newLoginCmd(g), newLogoutCmd(g),
+		newVmhostCmd(g), newSuperviseCmd(g), newLoginCmd(g), newLogoutCmd(g), newServiceCmd(g),
 	)
 	return root
 }

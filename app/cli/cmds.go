@@ -20,6 +20,7 @@ import (
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/daemon"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
+	vmservice "github.com/moatsandbox/moat/vmhost/service"
 	"github.com/moatsandbox/moat/vmhost/supervisor"
 )
 
@@ -299,6 +300,7 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func newVmhostCmd(g *globals) *cobra.Command {
 	var stop bool
+	var logLevel string
 	c := &cobra.Command{
 		Use:   "vmhost",
 		Short: "Run the per-user daemon (started automatically by other commands)",
@@ -331,20 +333,18 @@ Sandboxes run in their own supervisor processes and survive daemon restarts.`,
 				}
 				return nil
 			}
-			ctx, cancel := signalContext(c.Context())
-			defer cancel()
 			ignoreHangup()
-			d := &daemon.Daemon{L: l, Launcher: &daemon.ExecLauncher{L: l}, Version_: version.Version}
-			if err := d.Serve(ctx); err != nil {
-				if errors.Is(err, daemon.ErrAlreadyRunning) {
-					return fmt.Errorf("%w (socket %s)", err, l.DaemonSocket())
-				}
-				return err
+			// RunDaemon handles SIGTERM/SIGINT itself (and the Windows SCM),
+			// logs to the rotating vmhost.log, and runs the daemon.
+			err = vmservice.RunDaemon(c.Context(), vmservice.DaemonConfig{Layout: l, Version: version.Version, LogLevel: logLevel})
+			if errors.Is(err, daemon.ErrAlreadyRunning) {
+				return fmt.Errorf("%w (socket %s)", err, l.DaemonSocket())
 			}
-			return nil
+			return err
 		},
 	}
 	c.Flags().BoolVar(&stop, "stop", false, "ask the running daemon to exit (sandboxes keep running)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (the log is vmhost.log in the state directory)")
 	return c
 }
 

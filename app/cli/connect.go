@@ -10,6 +10,7 @@ import (
 
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/daemon"
+	vmservice "github.com/moatsandbox/moat/vmhost/service"
 	"github.com/moatsandbox/moat/vmhost/state"
 )
 
@@ -63,9 +64,16 @@ func (g *globals) connect(ctx context.Context, autostart bool) (*api.Client, err
 	if g.debug {
 		fmt.Fprintf(g.stderr, "moat: starting the daemon (log: %s)\n", l.DaemonLog())
 	}
-	exited, err := spawnDaemon(l)
-	if err != nil {
-		return nil, fmt.Errorf("start the moat daemon: %w", err)
+	// An installed service owns the daemon: ask its manager to start it
+	// rather than starting a second, on-demand daemon beside it.
+	exited := make(<-chan struct{})
+	if started, serr := vmservice.StartInstalled(lctx, l); !started {
+		if serr != nil {
+			fmt.Fprintf(g.stderr, "moat: %v; starting the daemon on demand\n", serr)
+		}
+		if exited, err = spawnDaemon(l); err != nil {
+			return nil, fmt.Errorf("start the moat daemon: %w", err)
+		}
 	}
 	deadline := time.Now().Add(daemonStartTimeout)
 	for {
