@@ -102,7 +102,7 @@ func TestBuiltAssets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Arch != arch || !strings.HasSuffix(s.KernelRelease, "-"+arch) || s.Kernel != "vmlinuz-"+s.KernelRelease ||
+		if s.Arch != arch || !strings.HasSuffix(s.KernelRelease, "-"+arch) || (s.Kernel != "vmlinuz-"+s.KernelRelease && s.Kernel != "vmlinux-"+s.KernelRelease) ||
 			!strings.HasPrefix(s.Modules, "modules-"+s.KernelRelease+"-") || !strings.HasPrefix(s.Initrd, "initramfs-") ||
 			!strings.HasPrefix(s.Base, "base-busybox-") {
 			t.Errorf("%s: unexpected manifest %+v", arch, s.Manifest)
