@@ -7,5 +7,6 @@ export default defineConfig({
     environment: "jsdom",
     include: ["test/**/*.test.ts"],
     restoreMocks: true,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });

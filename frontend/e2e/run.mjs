@@ -126,9 +126,10 @@ test("\"Run Claude in folder…\" calls ChooseFolder then RunInFolder(path); the
     { name: "moat-new-project", agent: "claude", status: "starting", workspace: "/home/ada/src/new project", template: "default", createdAt: new Date().toISOString() },
   ]));
   await page.locator('li.sandbox[data-name="moat-new-project"] .badge', { hasText: "starting" }).waitFor();
-  // cancelled chooser: no RunInFolder
+  // cancelled chooser, this time from the keyboard
   await page.evaluate(() => { window.__fake.folder = ""; window.__fake.calls.length = 0; });
-  await page.getByRole("button", { name: "Run Claude in folder…" }).click();
+  await page.getByRole("button", { name: "Run Claude in folder…" }).focus();
+  await page.keyboard.press("Enter");
   await page.waitForFunction(() => window.__fake.calls.some((c) => c.method === "ChooseFolder"));
   await page.waitForTimeout(100);
   assert.deepEqual(bindingCalls(await calls()).map((c) => c.method), ["ChooseFolder"]);
@@ -162,6 +163,7 @@ test("empty state is the drop target; drops are left to Go", async () => {
   const target = page.getByTestId("drop-target");
   await page.getByText("Drop a project folder here").waitFor();
   assert.ok(await page.getByText("Drop a project folder here").isVisible());
+  await page.screenshot({ path: join(shots, "frontend-empty.png") });
   assert.match(await target.getAttribute("style"), /--wails-drop-target:\s*drop/);
   assert.equal(await target.evaluate((el) => getComputedStyle(el).getPropertyValue("--wails-drop-target").trim()), "drop");
   // the UI asks Wails to track drag-over on drop targets (useDropTarget = true)
@@ -239,6 +241,10 @@ test("login panel masks, validates, clears and never shows the secret", async ()
   const html = await page.content();
   const text = await page.evaluate(() => document.body.innerText);
   assert.ok(!html.includes(good) && !text.includes(good) && !html.includes("E2Esecret"), "the secret must not be in the page");
+  await input.fill("sk-ant-short");
+  await input.press("Enter");
+  await err.filter({ hasText: "too short" }).waitFor();
+  await page.screenshot({ path: join(shots, "frontend-login.png"), fullPage: true });
   // environment credentials have no Log out; keychain ones do
   assert.equal(await page.locator('tr[data-provider="github"] button').count(), 0);
   await row.getByRole("button", { name: "Log out of Anthropic API key" }).click();
@@ -257,6 +263,7 @@ test("settings: unavailable terminals disabled, custom template, SaveSettings", 
   await term.selectOption("custom");
   await page.getByLabel("Custom command").fill("foot -- {args}");
   await page.getByLabel("CPUs").fill("4");
+  await page.screenshot({ path: join(shots, "frontend-settings.png"), fullPage: true });
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   assert.deepEqual(bindingCalls(await calls()), [{ method: "SaveSettings", args: [{ ...settings, terminal: "custom", customCommand: "foot -- {args}", cpus: 4 }] }]);

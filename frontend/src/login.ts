@@ -68,7 +68,7 @@ export function createLogin(deps: LoginDeps): LoginPanel {
   function syncProvider() {
     const p = current();
     secretLabel.textContent = p ? p.name : "Secret";
-    hint.textContent = p ? `${p.hint}. Stored as ${p.variable}.` : "";
+    hint.textContent = p ? `${p.hint.charAt(0).toUpperCase()}${p.hint.slice(1)}. Stored as ${p.variable}.` : "";
     error.textContent = "";
     secret.removeAttribute("aria-invalid");
   }
