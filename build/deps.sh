@@ -4,7 +4,7 @@
 set -euo pipefail
 need=(qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs dpkg-dev xz-utils zstd)
 if [ "${1:-build}" = test ]; then
-  need+=(tmux dbus gnome-keyring qemu-system-arm)
+  need+=(tmux dbus gnome-keyring qemu-system-arm systemd)
 fi
 missing=()
 for p in "${need[@]}"; do

@@ -141,7 +141,7 @@ func (m *machine) waitReady(ctx context.Context, timeout time.Duration) error {
 	sock := filepath.Join(m.spec.RunDir, QMPSocket)
 	var q *qmpClient
 	var lastErr error
-	for q == nil {
+	for {
 		select {
 		case <-m.done:
 			return m.bootFailure("start-up failed")

@@ -89,6 +89,7 @@ func (f *fakeQMP) serve() {
 				w.Write(append(b, '\r', '\n'))
 				w.Flush()
 			}
+			_ = sc.Err() // the client hung up: the test decides what that means
 		}(c)
 	}
 }
