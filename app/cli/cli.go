@@ -105,7 +105,9 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 	root.AddCommand(
 		run, create, newLsCmd(g), exec, stop, rm, inspect, logs, newResetCmd(g), newVersionCmd(g),
 		newVmhostCmd(g), newSuperviseCmd(g), newLoginCmd(g), newLogoutCmd(g), newServiceCmd(g),
+		newTemplateCmd(g), newSaveCmd(g),
 	)
+	addApp(root, g) // `moat app [PATH...]`, and `moat` alone starts the app
 	return root
 }
 

@@ -93,7 +93,7 @@ func TestCLIFlow(t *testing.T) {
 		t.Fatalf("%d boots", env.Driver.Starts())
 	}
 	// claude: the base template has no claude binary.
-	oneLineErr(t, moat(t, "", "run", "-q", "claude", ws), `template "base" has no "claude" binary on PATH for user agent`)
+	oneLineErr(t, moat(t, "", "run", "-q", "-t", "base", "claude", ws), `template "base" has no "claude" binary on PATH for user agent`)
 	// inspect
 	r = moat(t, "", "inspect", name)
 	var insp []api.Sandbox

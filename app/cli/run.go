@@ -20,6 +20,7 @@ import (
 type createFlags struct {
 	name     string
 	template string
+	pull     string
 	cpus     int
 	memory   string
 	force    bool
@@ -28,7 +29,8 @@ type createFlags struct {
 
 func (f *createFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.name, "name", "", "sandbox name (default <agent>-<folder>)")
-	c.Flags().StringVarP(&f.template, "template", "t", "", "template for a new sandbox (default: the agent's)")
+	c.Flags().StringVarP(&f.template, "template", "t", "", "template for a new sandbox: a local template, an image reference, an OCI layout or archive; \"base\" is the bare guest (default: the agent's)")
+	c.Flags().StringVar(&f.pull, "pull-template", "missing", "pull the template: always, missing or never")
 	c.Flags().IntVar(&f.cpus, "cpus", 0, "virtual CPUs for a new sandbox (default 2)")
 	c.Flags().StringVar(&f.memory, "memory", "", "memory for a new sandbox, e.g. 4g or 2048m (default 2g)")
 	c.Flags().BoolVar(&f.force, "force", false, "allow the filesystem root or your home directory as a workspace")
@@ -120,7 +122,7 @@ Arguments after -- go to the agent (claude gets --dangerously-skip-permissions b
 					return err
 				}
 				req.Reuse = true
-				return g.runAgent(ctx, req, agentArgs, detach, f.quiet)
+				return g.runAgent(ctx, req, agentArgs, detach, f.quiet, f.pull)
 			}
 			// run NAME
 			name := pos[0]
@@ -150,9 +152,13 @@ Arguments after -- go to the agent (claude gets --dangerously-skip-permissions b
 	return c
 }
 
-func (g *globals) runAgent(ctx context.Context, req sandbox.Request, agentArgs []string, detach, quiet bool) error {
+func (g *globals) runAgent(ctx context.Context, req sandbox.Request, agentArgs []string, detach, quiet bool, pull string) error {
 	cl, err := g.connect(ctx, true)
 	if err != nil {
+		return err
+	}
+	asked := req.Template
+	if err := g.resolveTemplate(ctx, cl, &req, pull, quiet); err != nil {
 		return err
 	}
 	res, err := cl.Create(ctx, req)
@@ -163,7 +169,7 @@ func (g *globals) runAgent(ctx context.Context, req sandbox.Request, agentArgs [
 		fmt.Fprintf(g.stderr, "moat: created sandbox %s\n", res.Sandbox.Name)
 	}
 	if s := res.Sandbox; !res.Created && !quiet &&
-		((req.CPUs != 0 && req.CPUs != s.CPUs) || (req.MemoryMiB != 0 && req.MemoryMiB != s.MemoryMiB) || (req.Template != "" && req.Template != s.Template)) {
+		((req.CPUs != 0 && req.CPUs != s.CPUs) || (req.MemoryMiB != 0 && req.MemoryMiB != s.MemoryMiB) || (asked != "" && req.Template != s.Template)) {
 		fmt.Fprintf(g.stderr, "moat: note: sandbox %s exists; --template, --cpus and --memory apply only when a sandbox is created (use --name for another)\n", s.Name)
 	}
 	return g.startAndAttach(ctx, cl, &res.Sandbox, agentArgs, detach, quiet)
@@ -184,7 +190,8 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		return err
 	}
 	pr.Phase("checking for " + ag.Binary)
-	st, err := g.runQuiet(ctx, cl, s.Name, api.ExecRequest{Argv: ag.ProbeArgv()})
+	tenv := templateEnv(s.Template)
+	st, err := g.runQuiet(ctx, cl, s.Name, api.ExecRequest{Argv: ag.ProbeArgv(), Env: tenv})
 	pr.Done()
 	if err != nil {
 		return err
@@ -209,7 +216,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		Dir:   s.Workspace(),
 		TTY:   inTTY && outTTY,
 		Stdin: true,
-		Env:   g.agentEnv(ag, inTTY && outTTY),
+		Env:   append(tenv, g.agentEnv(ag, inTTY && outTTY)...),
 	}
 	code, err := g.attach(ctx, cl, s.Name, req)
 	if err != nil {
@@ -301,6 +308,9 @@ func newCreateCmd(g *globals) *cobra.Command {
 			}
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
+				return err
+			}
+			if err := g.resolveTemplate(c.Context(), cl, &req, f.pull, f.quiet); err != nil {
 				return err
 			}
 			res, err := cl.Create(c.Context(), req)

@@ -500,7 +500,7 @@ func TestClaudeWithoutBinary(t *testing.T) {
 	h := setup(t)
 	ws := filepath.Join(t.TempDir(), "proj")
 	os.MkdirAll(ws, 0o755)
-	h.fails(`template "base" has no "claude" binary on PATH for user agent`, "run", "-q", "claude", ws)
+	h.fails(`template "base" has no "claude" binary on PATH for user agent`, "run", "-q", "-t", "base", "claude", ws)
 	h.ok("rm", "claude-proj")
 	_ = fmt.Sprint
 }

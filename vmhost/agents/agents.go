@@ -25,14 +25,17 @@ type Agent struct {
 	// AllCredentials gives the agent every stored credential (the shell,
 	// where people run agents by hand).
 	AllCredentials bool `json:"all_credentials,omitempty"`
-	// Template is the default template for a new sandbox of this agent.
-	Template string `json:"template"`
+	// Template is the default template for a new sandbox of this agent: a
+	// local template of that name (build/templates, `make template`), or
+	// else TemplateFallback (an image reference, pulled).
+	Template         string `json:"template"`
+	TemplateFallback string `json:"template_fallback,omitempty"`
 	// Description is one line for help output.
 	Description string `json:"description"`
 }
 
-// BaseTemplate is the template name for the guest assets' own base disk,
-// used until OCI templates exist.
+// BaseTemplate is the template name for the guest assets' own base disk
+// (busybox; no OCI image): `-t base`.
 const BaseTemplate = "base"
 
 // loginShell runs bash as a login shell when the template has it, else
@@ -42,13 +45,14 @@ const loginShell = `if command -v bash >/dev/null 2>&1; then exec bash -l "$@"; 
 // Table is every known agent.
 var Table = []Agent{
 	{
-		Name:          "claude",
-		Binary:        "claude",
-		Command:       []string{"claude"},
-		DefaultArgs:   []string{"--dangerously-skip-permissions"},
-		CredentialEnv: []string{"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"},
-		Template:      BaseTemplate,
-		Description:   "Claude Code (runs with --dangerously-skip-permissions: the sandbox is the boundary)",
+		Name:             "claude",
+		Binary:           "claude",
+		Command:          []string{"claude"},
+		DefaultArgs:      []string{"--dangerously-skip-permissions"},
+		CredentialEnv:    []string{"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"},
+		Template:         "claude",
+		TemplateFallback: "docker/sandbox-templates:claude-code",
+		Description:      "Claude Code (runs with --dangerously-skip-permissions: the sandbox is the boundary)",
 	},
 	{
 		Name:           "shell",

@@ -28,6 +28,7 @@ import (
 	"github.com/moatsandbox/moat/vmhost/sandbox"
 	"github.com/moatsandbox/moat/vmhost/state"
 	"github.com/moatsandbox/moat/vmhost/supervisor"
+	"github.com/moatsandbox/moat/vmhost/template"
 )
 
 // Launcher starts the supervisor of a sandbox in the background.
@@ -243,8 +244,21 @@ func (d *Daemon) Create(ctx context.Context, req sandbox.Request) (*api.CreateRe
 		}
 		req.Workspaces[i].Path = p
 	}
+	if ag, _ := agents.Lookup(req.Agent); req.Template == "" && ag.Template != agents.BaseTemplate {
+		// A client that did not resolve the template (the app): the agent's
+		// local default, when the store has it.
+		if t, err := template.Open(d.L.TemplatesDir()).Get(ag.Template); err == nil {
+			req.Template, req.TemplateDigest = t.Name, t.Digest
+		}
+	}
 	if req.Template != "" && req.Template != agents.BaseTemplate {
-		return nil, api.Errorf(api.CodeInvalid, "template %q is not available: this build only has the %q template", req.Template, agents.BaseTemplate)
+		// The client resolves (pulls, loads) the template; its disk must be here.
+		if req.TemplateDigest == "" {
+			return nil, api.Errorf(api.CodeInvalid, "template %q is not available: the client did not resolve it (update moat)", req.Template)
+		}
+		if _, err := os.Stat(template.Open(d.L.TemplatesDir()).DiskPath(req.TemplateDigest)); err != nil {
+			return nil, api.Errorf(api.CodeInvalid, "template %q is not available: its base disk is not in the template store (%v); pull or load it again", req.Template, err)
+		}
 	}
 	if req.CPUs < 0 || req.CPUs > 64 {
 		return nil, api.Errorf(api.CodeInvalid, "--cpus %d is out of range (1-64)", req.CPUs)

@@ -28,16 +28,19 @@ const RecordVersion = 1
 
 // Record is what Moat remembers about one sandbox.
 type Record struct {
-	Version    int         `json:"version"`
-	ID         string      `json:"id"` // short random hex; keys the run directory
-	Name       string      `json:"name"`
-	Agent      string      `json:"agent"`
-	AgentArgs  []string    `json:"agent_args,omitempty"` // nil: the agent's defaults
-	Template   string      `json:"template"`
-	Workspaces []Workspace `json:"workspaces"` // [0] is the primary workspace
-	CPUs       int         `json:"cpus,omitempty"`
-	MemoryMiB  int         `json:"memory_mib,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
+	Version   int      `json:"version"`
+	ID        string   `json:"id"` // short random hex; keys the run directory
+	Name      string   `json:"name"`
+	Agent     string   `json:"agent"`
+	AgentArgs []string `json:"agent_args,omitempty"` // nil: the agent's defaults
+	Template  string   `json:"template"`
+	// TemplateDigest is the image (config) digest of an OCI template: its
+	// base disk in the template store. Empty for the guest assets' base.
+	TemplateDigest string      `json:"template_digest,omitempty"`
+	Workspaces     []Workspace `json:"workspaces"` // [0] is the primary workspace
+	CPUs           int         `json:"cpus,omitempty"`
+	MemoryMiB      int         `json:"memory_mib,omitempty"`
+	CreatedAt      time.Time   `json:"created_at"`
 	// NamedByUser is true when --name chose the name.
 	NamedByUser bool `json:"named_by_user,omitempty"`
 }
@@ -139,8 +142,11 @@ type Request struct {
 	Workspaces []Workspace `json:"workspaces"`     // validated; [0] primary
 	AgentArgs  []string    `json:"agent_args,omitempty"`
 	Template   string      `json:"template,omitempty"`
-	CPUs       int         `json:"cpus,omitempty"`
-	MemoryMiB  int         `json:"memory_mib,omitempty"`
+	// TemplateDigest is the resolved template's image digest (the client
+	// resolves and pulls templates; see vmhost/template).
+	TemplateDigest string `json:"template_digest,omitempty"`
+	CPUs           int    `json:"cpus,omitempty"`
+	MemoryMiB      int    `json:"memory_mib,omitempty"`
 	// Reuse allows returning an existing sandbox for the same agent and
 	// workspace (run); without it an existing match is an error (create).
 	Reuse bool `json:"reuse,omitempty"`
@@ -242,17 +248,18 @@ func (g *Registry) create(req Request, name string, ag agents.Agent) (*Record, b
 		return nil, false, err
 	}
 	r := &Record{
-		Version:     RecordVersion,
-		ID:          hex.EncodeToString(id),
-		Name:        name,
-		Agent:       req.Agent,
-		AgentArgs:   req.AgentArgs,
-		Template:    req.Template,
-		Workspaces:  req.Workspaces,
-		CPUs:        req.CPUs,
-		MemoryMiB:   req.MemoryMiB,
-		CreatedAt:   time.Now().UTC().Truncate(time.Second),
-		NamedByUser: req.Name != "",
+		Version:        RecordVersion,
+		ID:             hex.EncodeToString(id),
+		Name:           name,
+		Agent:          req.Agent,
+		AgentArgs:      req.AgentArgs,
+		Template:       req.Template,
+		TemplateDigest: req.TemplateDigest,
+		Workspaces:     req.Workspaces,
+		CPUs:           req.CPUs,
+		MemoryMiB:      req.MemoryMiB,
+		CreatedAt:      time.Now().UTC().Truncate(time.Second),
+		NamedByUser:    req.Name != "",
 	}
 	if r.Template == "" {
 		r.Template = ag.Template

@@ -36,6 +36,7 @@ import (
 	"github.com/moatsandbox/moat/vmhost/protocol"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
 	"github.com/moatsandbox/moat/vmhost/state"
+	"github.com/moatsandbox/moat/vmhost/template"
 	"github.com/moatsandbox/moat/vmhost/vm"
 )
 
@@ -196,8 +197,14 @@ func (s *sup) boot(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.rec.Template != "" && s.rec.Template != agents.BaseTemplate {
-		return fmt.Errorf("template %q is not available: this build only has the %q template (the guest assets' base disk)", s.rec.Template, agents.BaseTemplate)
+	baseDisk := "" // the guest assets' base
+	if s.rec.TemplateDigest != "" {
+		baseDisk = template.Open(s.cfg.Layout.TemplatesDir()).DiskPath(s.rec.TemplateDigest)
+		if _, err := os.Stat(baseDisk); err != nil {
+			return fmt.Errorf("template %q: its base disk is gone from the template store (%v); load or pull the template again (`moat template pull`), or remove the sandbox with `moat rm %s`", s.rec.Template, err, s.rec.Name)
+		}
+	} else if s.rec.Template != "" && s.rec.Template != agents.BaseTemplate {
+		return fmt.Errorf("template %q was not in the template store when sandbox %s was created; remove it (`moat rm %s`) and create it again with `moat run` (which pulls or loads the template)", s.rec.Template, s.rec.Name, s.rec.Name)
 	}
 	var ws []vm.Workspace
 	for _, w := range s.rec.Workspaces {
@@ -250,6 +257,7 @@ func (s *sup) boot(ctx context.Context) error {
 	v, err := vm.Boot(bctx, d, vm.Options{
 		Name:       s.rec.Name,
 		Assets:     s.cfg.Assets,
+		BaseDisk:   baseDisk,
 		DataDisk:   s.paths.DataDisk(),
 		DataSize:   s.cfg.DataSize,
 		CPUs:       s.rec.CPUs,

@@ -392,7 +392,7 @@ func (t *Template) CheckBinary(name, user string) error {
 		return fmt.Errorf("template %s: cannot inspect its files: %w", t.Name, err)
 	}
 	if !ok {
-		return fmt.Errorf("template %s has no %q binary on PATH for user %s", t.Name, name, user)
+		return fmt.Errorf("template %q has no %q binary on PATH for user %s", t.Name, name, user)
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func TestPullFlattenAndInspect(t *testing.T) {
 		}
 	}
 	err = tp.CheckBinary("claude", "agent")
-	want := `template ` + ref + ` has no "claude" binary on PATH for user agent`
+	want := `template "` + ref + `" has no "claude" binary on PATH for user agent`
 	if err == nil || err.Error() != want {
 		t.Errorf("CheckBinary error:\n got %v\nwant %s", err, want)
 	}
