@@ -47,7 +47,9 @@ const browser = await chromium.launch({
 });
 
 // --- scenario data ---
-const minutesAgo = (m) => new Date(Date.now() - m * 60_000).toISOString();
+// The page runs on a fixed clock (Playwright's clock), so uptimes and screenshots are the same every run.
+const NOW = Date.parse("2026-12-03T12:00:00Z");
+const minutesAgo = (m) => new Date(NOW - m * 60_000).toISOString();
 const providers = [
   { id: "anthropic", name: "Anthropic API key", variable: "ANTHROPIC_API_KEY", hint: "create one at console.anthropic.com → API keys" },
   { id: "github", name: "GitHub token", variable: "GH_TOKEN", hint: "run `gh auth token`" },
@@ -76,6 +78,8 @@ async function open(sc, opts = {}) {
   const page = await context.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e));
+  await context.clock.install({ time: NOW - 10_000 });
+  await context.clock.pauseAt(NOW); // time stands still unless a test runs it forward
   await page.addInitScript(installFakeBackend, sc);
   await page.goto(base);
   await page.getByRole("heading", { name: "Sandboxes" }).waitFor();
@@ -98,19 +102,21 @@ test("list renders badges, reasons verbatim and a ticking uptime", async () => {
   }
   assert.equal(await row("moat-api").locator(".sb-reason").textContent(), ERROR_REASON);
   assert.equal(await row("moat-docs").locator(".sb-workspace").textContent(), "/home/ada/src/docs site");
-  const up1 = await row("moat-webapp").locator(".sb-uptime").textContent();
-  assert.match(up1, /^12m \d\ds$/);
-  await page.waitForFunction((u) => document.querySelector('li[data-name="moat-webapp"] .sb-uptime').textContent !== u, up1, { timeout: 3000 });
+  assert.equal(await row("moat-webapp").locator(".sb-uptime").textContent(), "12m 30s");
+  await page.clock.runFor(1000);
+  assert.equal(await row("moat-webapp").locator(".sb-uptime").textContent(), "12m 31s");
+  await page.clock.runFor(59_000);
+  assert.equal(await row("moat-webapp").locator(".sb-uptime").textContent(), "13m 30s");
   assert.equal(await row("moat-cli").locator(".sb-uptime").textContent(), "—");
   // Start/Stop reflects the status
   assert.equal(await row("moat-webapp").getByRole("button", { name: "Stop moat-webapp" }).count(), 1);
   assert.equal(await row("moat-cli").getByRole("button", { name: "Start moat-cli" }).count(), 1);
   mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: join(shots, "frontend-list.png"), fullPage: true });
+  await page.screenshot({ path: join(shots, "frontend-list.png"), fullPage: true, animations: "disabled" });
   await context.close();
   const dark = await open(scenario(), { colorScheme: "dark" });
   await dark.page.locator("li.sandbox").first().waitFor();
-  await dark.page.screenshot({ path: join(shots, "frontend-list-dark.png"), fullPage: true });
+  await dark.page.screenshot({ path: join(shots, "frontend-list-dark.png"), fullPage: true, animations: "disabled" });
   await dark.context.close();
   assert.deepEqual(pageErrors.concat(dark.pageErrors), []);
 });
@@ -163,7 +169,7 @@ test("empty state is the drop target; drops are left to Go", async () => {
   const target = page.getByTestId("drop-target");
   await page.getByText("Drop a project folder here").waitFor();
   assert.ok(await page.getByText("Drop a project folder here").isVisible());
-  await page.screenshot({ path: join(shots, "frontend-empty.png") });
+  await page.screenshot({ path: join(shots, "frontend-empty.png"), animations: "disabled" });
   assert.match(await target.getAttribute("style"), /--wails-drop-target:\s*drop/);
   assert.equal(await target.evaluate((el) => getComputedStyle(el).getPropertyValue("--wails-drop-target").trim()), "drop");
   // the UI asks Wails to track drag-over on drop targets (useDropTarget = true)
@@ -244,7 +250,7 @@ test("login panel masks, validates, clears and never shows the secret", async ()
   await input.fill("sk-ant-short");
   await input.press("Enter");
   await err.filter({ hasText: "too short" }).waitFor();
-  await page.screenshot({ path: join(shots, "frontend-login.png"), fullPage: true });
+  await page.screenshot({ path: join(shots, "frontend-login.png"), fullPage: true, animations: "disabled" });
   // environment credentials have no Log out; keychain ones do
   assert.equal(await page.locator('tr[data-provider="github"] button').count(), 0);
   await row.getByRole("button", { name: "Log out of Anthropic API key" }).click();
@@ -263,7 +269,7 @@ test("settings: unavailable terminals disabled, custom template, SaveSettings", 
   await term.selectOption("custom");
   await page.getByLabel("Custom command").fill("foot -- {args}");
   await page.getByLabel("CPUs").fill("4");
-  await page.screenshot({ path: join(shots, "frontend-settings.png"), fullPage: true });
+  await page.screenshot({ path: join(shots, "frontend-settings.png"), fullPage: true, animations: "disabled" });
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   assert.deepEqual(bindingCalls(await calls()), [{ method: "SaveSettings", args: [{ ...settings, terminal: "custom", customCommand: "foot -- {args}", cpus: 4 }] }]);
