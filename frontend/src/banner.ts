@@ -11,7 +11,7 @@ export interface Banner {
 }
 
 export function createBanner(redact: (s: string) => string = (s) => s): Banner {
-  const el = h("div", { class: "banner", "aria-live": "assertive" });
+  const el = h("div", { class: "banner" });
   el.hidden = true;
 
   const sync = () => {

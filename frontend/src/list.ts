@@ -128,7 +128,6 @@ export function createList(deps: ListDeps): SandboxList {
         const n = nv.name;
         li.dataset.name = n;
         li.dataset.status = nv.status;
-        li.setAttribute("aria-label", `${n}, ${nv.status}`);
         nameEl.textContent = n;
         badge.textContent = nv.status;
         badge.className = `badge badge-${nv.status}`;

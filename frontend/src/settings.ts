@@ -28,8 +28,8 @@ export function createSettings(deps: SettingsDeps): SettingsPanel {
   );
   const agent = h("input", { id: "set-agent", name: "defaultAgent", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "claude" });
   const template = h("input", { id: "set-template", name: "defaultTemplate", type: "text", autocomplete: "off", spellcheck: "false" });
-  const cpus = h("input", { id: "set-cpus", name: "cpus", type: "number", min: "1", max: "64", step: "1", inputmode: "numeric" });
-  const mem = h("input", { id: "set-memory", name: "memoryMiB", type: "number", min: "256", step: "256", inputmode: "numeric" });
+  const cpus = h("input", { id: "set-cpus", name: "cpus", type: "number", min: "1", max: "64", step: "1", inputmode: "numeric", placeholder: "default" });
+  const mem = h("input", { id: "set-memory", name: "memoryMiB", type: "number", min: "256", step: "256", inputmode: "numeric", placeholder: "default" });
   const error = h("p", { class: "field-error", role: "alert" });
   const done = h("p", { class: "status-text", role: "status" });
   const save = h("button", { type: "submit", class: "primary" }, "Save settings");
@@ -67,14 +67,15 @@ export function createSettings(deps: SettingsDeps): SettingsPanel {
       customCommand: custom.value,
       defaultAgent: agent.value.trim(),
       defaultTemplate: template.value.trim(),
-      cpus: Number(cpus.value),
-      memoryMiB: Number(mem.value),
+      cpus: cpus.value.trim() === "" ? 0 : Number(cpus.value),
+      memoryMiB: mem.value.trim() === "" ? 0 : Number(mem.value),
     };
     if (s.terminal === "custom" && !/\{(cmd|args)\}/.test(s.customCommand)) {
       return "The custom command needs {cmd} or {args} where the command goes.";
     }
-    if (!Number.isInteger(s.cpus) || s.cpus < 1) return "CPUs must be a whole number, at least 1.";
-    if (!Number.isInteger(s.memoryMiB) || s.memoryMiB < 256) return "Memory must be a whole number of MiB, at least 256.";
+    // empty (0) leaves the choice to the daemon's default
+    if (!Number.isInteger(s.cpus) || s.cpus < 0) return "CPUs must be a whole number, at least 1 (or empty for the default).";
+    if (!Number.isInteger(s.memoryMiB) || (s.memoryMiB !== 0 && s.memoryMiB < 256)) return "Memory must be a whole number of MiB, at least 256 (or empty for the default).";
     return s;
   }
 

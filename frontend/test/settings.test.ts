@@ -53,11 +53,21 @@ describe("settings", () => {
     expect(fake.App.SaveSettings).not.toHaveBeenCalled();
     expect(q("#panel-settings .field-error").textContent).toContain("{cmd} or {args}");
     set(input("#set-custom"), "xterm -e {cmd}");
-    set(input("#set-cpus"), "0");
+    set(input("#set-cpus"), "1.5");
     button("Save settings").click();
     await flush();
     expect(fake.App.SaveSettings).not.toHaveBeenCalled();
     expect(q("#panel-settings .field-error").textContent).toContain("CPUs");
+  });
+
+  it("empty CPU and memory fields mean the daemon's default (0)", async () => {
+    const fake = installFake();
+    await mount();
+    set(input("#set-cpus"), "");
+    set(input("#set-memory"), "");
+    button("Save settings").click();
+    await flush();
+    expect(fake.App.SaveSettings.mock.calls).toEqual([[{ ...SETTINGS, cpus: 0, memoryMiB: 0 }]]);
   });
 
   it("reports a failed save as worded", async () => {
