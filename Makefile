@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 
 export MOAT_GUEST_DIR := $(GUEST_DIR)
 
-.PHONY: all build deps test-deps moat guest guest-arm64 run test test-unit test-vm cross vet bench clean
+.PHONY: all build deps test-deps moat guest guest-arm64 template run test test-unit test-vm cross vet bench clean
 
 all: build
 
@@ -34,8 +34,17 @@ guest:
 guest-arm64:
 	$(GO) run ./build/guest -arch arm64 -out $(GUEST_DIR)
 
+# The default Claude Code template (Debian bookworm via mmdebstrap + the pinned Claude Code
+# from npm), loaded into the template store as "claude". Cold 4-10 min (apt and npm downloads,
+# then ~1.5 min converting to ext4); the image layout is cached in ~/.cache/moat/templates/claude
+# and the disk in the store, so a second run takes seconds.
+template:
+	@command -v mmdebstrap >/dev/null || build/deps.sh template
+	@command -v npm >/dev/null || { echo "make template needs npm (apt-get install npm)"; exit 1; }
+	$(GO) run ./build/templates/claude -arch $(ARCH)
+
 # The main job: Claude Code in a sandbox for WORKSPACE (default: examples/demo-project).
-run: build
+run: build template
 	$(BIN)/moat run $(AGENT) "$(WORKSPACE)"
 
 # The whole suite: unit tests, the real-VM suites under QEMU, cross-builds.

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Moat's build and tests need, only those missing.
-# Usage: build/deps.sh [build|test]   (test adds what the test suite needs)
+# Usage: build/deps.sh [build|test|template]   (test adds what the test suite needs,
+# template what build/templates/claude needs)
 set -euo pipefail
 need=(qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs dpkg-dev xz-utils zstd)
 if [ "${1:-build}" = test ]; then
-  need+=(tmux dbus gnome-keyring qemu-system-arm systemd)
+  need+=(tmux dbus gnome-keyring qemu-system-arm systemd mmdebstrap)
+fi
+if [ "${1:-build}" = template ]; then
+  need+=(mmdebstrap)  # and npm (any install: Debian's or nodejs.org's)
 fi
 missing=()
 for p in "${need[@]}"; do
