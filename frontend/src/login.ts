@@ -84,7 +84,7 @@ export function createLogin(deps: LoginDeps): LoginPanel {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const p = current();
-    const value = secret.value;
+    const value = secret.value.trim(); // as Login does (strings.TrimSpace) before its checks
     secret.value = ""; // cleared after every submit, whatever happens next
     done.textContent = "";
     if (!p) {

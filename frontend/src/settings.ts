@@ -28,7 +28,7 @@ export function createSettings(deps: SettingsDeps): SettingsPanel {
   );
   const agent = h("input", { id: "set-agent", name: "defaultAgent", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "claude" });
   const template = h("input", { id: "set-template", name: "defaultTemplate", type: "text", autocomplete: "off", spellcheck: "false" });
-  const cpus = h("input", { id: "set-cpus", name: "cpus", type: "number", min: "1", max: "64", step: "1", inputmode: "numeric", placeholder: "default" });
+  const cpus = h("input", { id: "set-cpus", name: "cpus", type: "number", min: "1", max: "256", step: "1", inputmode: "numeric", placeholder: "default" });
   const mem = h("input", { id: "set-memory", name: "memoryMiB", type: "number", min: "256", step: "256", inputmode: "numeric", placeholder: "default" });
   const error = h("p", { class: "field-error", role: "alert" });
   const done = h("p", { class: "status-text", role: "status" });

@@ -1,6 +1,7 @@
 // Client-side shape checks, mirroring keychain.Provider.Validate on the Go
 // side (same order, same limits, same wording without the secret's first
-// characters). The Go side checks again; its error is shown as worded.
+// characters). Like App.Login, the caller trims surrounding whitespace first.
+// The Go side checks again; its error is shown as worded.
 // ProviderView carries no shape, so the table is mirrored here by provider id.
 
 interface Shape {

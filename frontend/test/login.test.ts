@@ -65,6 +65,14 @@ describe("login panel", () => {
     expect(secretInput().value).toBe("sk-ant-api03-abc");
   });
 
+  it("trims surrounding whitespace first, as App.Login does", async () => {
+    const fake = installFake();
+    await mount();
+    await submit("  " + GOOD + " \t");
+    expect(fake.App.Login.mock.calls).toEqual([["anthropic", GOOD]]);
+    expect(q("#login-error").textContent).toBe("");
+  });
+
   it("checks the chosen provider's shape", async () => {
     const fake = installFake();
     await mount();
