@@ -107,6 +107,7 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 		newVmhostCmd(g), newSuperviseCmd(g), newLoginCmd(g), newLogoutCmd(g), newServiceCmd(g),
 		newTemplateCmd(g), newSaveCmd(g),
 	)
+	addApp(root, g) // `moat app [PATH...]`, and `moat` alone starts the app
 	return root
 }
 

@@ -1,0 +1,5 @@
+//go:build production || dev
+
+package desktop
+
+const guiBuilt = true
