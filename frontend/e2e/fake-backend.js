@@ -6,6 +6,8 @@
 //   __fake.emit(name, data)  deliver a backend event (e.g. "sandboxes", "error")
 //   __fake.fail[method] = "text"  make the next calls of method reject with that text
 //   __fake.folder = "/path"  what ChooseFolder answers ("" = cancelled)
+// runtime.OnFileDrop hands over to window.__wailsDnD (Wails' real
+// draganddrop.js, which run.mjs loads from the Go module cache) when present.
 // This function is serialised by Playwright: it must not use outer variables.
 export function installFakeBackend(scenario) {
   const state = {
@@ -67,6 +69,8 @@ export function installFakeBackend(scenario) {
     OnFileDrop(cb, useDropTarget) {
       state.calls.push({ method: "runtime.OnFileDrop", args: [useDropTarget] });
       state.drop = cb;
+      // When the test loaded Wails' own drag-and-drop code, hand over to it.
+      window.__wailsDnD?.OnFileDrop(cb, useDropTarget);
     },
     OnFileDropOff() {
       state.drop = null;

@@ -2,6 +2,7 @@
 // driven by playwright-core, with the fake backend of fake-backend.js.
 // Run `npm run build` first. Prints one line per test and "N passed, N failed".
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { dirname, extname, join, normalize, resolve } from "node:path";
@@ -73,6 +74,29 @@ const sandboxes = () => [
 ];
 const scenario = (over = {}) => ({ providers, credentials: credentials(), settings, terminals, sandboxes: sandboxes(), ...over });
 
+// Wails' own drag-and-drop runtime code (v2 internal/frontend/runtime/desktop/draganddrop.js)
+// for the version in go.mod, read from the Go module cache at test time (not copied here).
+function wailsDragAndDrop() {
+  try {
+    const v = readFileSync(resolve(here, "../../go.mod"), "utf8").match(/github\.com\/wailsapp\/wails\/v2 (v\S+)/)?.[1];
+    if (!v) return null;
+    const cache = process.env.GOMODCACHE || execFileSync("go", ["env", "GOMODCACHE"], { encoding: "utf8" }).trim();
+    const file = join(cache, `github.com/wailsapp/wails/v2@${v}`, "internal/frontend/runtime/desktop/draganddrop.js");
+    if (!existsSync(file)) return null;
+    const body = readFileSync(file, "utf8").replace(/^import .*$/m, "").replace(/^export function/gm, "function");
+    const content = `(() => {
+      const EventsOn = (n, cb) => window.runtime.EventsOn(n, cb);
+      const EventsOff = (n) => window.runtime.EventsOff(n);
+      window.wails = { flags: { cssDropProperty: "--wails-drop-target", cssDropValue: "drop", enableWailsDragAndDrop: true } };
+      ${body}
+      window.__wailsDnD = { OnFileDrop, OnFileDropOff };
+    })();`;
+    return { version: v, content };
+  } catch {
+    return null;
+  }
+}
+
 async function open(sc, opts = {}) {
   const context = await browser.newContext({ viewport: { width: 900, height: 720 }, colorScheme: opts.colorScheme ?? "light" });
   const page = await context.newPage();
@@ -81,6 +105,7 @@ async function open(sc, opts = {}) {
   await context.clock.install({ time: NOW - 10_000 });
   await context.clock.pauseAt(NOW); // time stands still unless a test runs it forward
   await page.addInitScript(installFakeBackend, sc);
+  if (opts.wailsDnD) await page.addInitScript({ content: opts.wailsDnD.content });
   await page.goto(base);
   await page.getByRole("heading", { name: "Sandboxes" }).waitFor();
   return { page, context, pageErrors, calls: () => page.evaluate(() => window.__fake.calls) };
@@ -197,6 +222,35 @@ test("empty state is the drop target; drops are left to Go", async () => {
   await context.close();
 });
 
+test("Wails' own drag-and-drop code lights up the list on drag-over", async () => {
+  const dnd = wailsDragAndDrop();
+  if (!dnd) return "skip: Wails' draganddrop.js is not in the Go module cache (go mod download)";
+  const { page, context, calls } = await open(scenario({ sandboxes: [] }), { wailsDnD: dnd });
+  const target = page.getByTestId("drop-target");
+  const drag = (sel, type) => page.evaluate(([s, t]) => {
+    document.querySelector(s).dispatchEvent(new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: new DataTransfer() }));
+  }, [sel, type]);
+  await drag(".empty-title", "dragover");
+  assert.match(await target.getAttribute("class"), /wails-drop-target-active/);
+  await page.screenshot({ path: join(shots, "frontend-drop-hover.png"), animations: "disabled" });
+  await drag(".empty-title", "dragleave");
+  await page.clock.runFor(100); // Wails deactivates after a 50 ms debounce
+  assert.doesNotMatch(await target.getAttribute("class"), /wails-drop-target-active/);
+  // the header is not a drop target
+  await drag(".app-title", "dragover");
+  assert.doesNotMatch(await target.getAttribute("class"), /wails-drop-target-active/);
+  // with rows: hovering a row's button lights up the list too
+  await page.evaluate(() => window.__fake.emit("sandboxes", [{ name: "moat-a", agent: "claude", status: "stopped", workspace: "/a", template: "default", createdAt: new Date().toISOString() }]));
+  await page.locator('li.sandbox[data-name="moat-a"]').waitFor();
+  await drag('li.sandbox[data-name="moat-a"] button', "dragover");
+  assert.match(await target.getAttribute("class"), /wails-drop-target-active/);
+  await drag('li.sandbox[data-name="moat-a"] button', "drop");
+  assert.doesNotMatch(await target.getAttribute("class"), /wails-drop-target-active/);
+  assert.deepEqual(bindingCalls(await calls()), []);
+  await context.close();
+  return `with Wails ${dnd.version}`;
+});
+
 test("errors from a binding and the `error` event are shown verbatim and can be dismissed", async () => {
   const { page, context } = await open(scenario());
   const msg = 'daemon: stop "moat-webapp": guest agent did not answer within 10s';
@@ -278,12 +332,18 @@ test("settings: unavailable terminals disabled, custom template, SaveSettings", 
 
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 try {
   for (const t of tests) {
     try {
-      await t.fn();
-      passed++;
-      console.log(`ok - ${t.name}`);
+      const note = await t.fn();
+      if (typeof note === "string" && note.startsWith("skip")) {
+        skipped++;
+        console.log(`ok - ${t.name} # ${note}`);
+      } else {
+        passed++;
+        console.log(`ok - ${t.name}${note ? ` (${note})` : ""}`);
+      }
     } catch (e) {
       failed++;
       console.log(`not ok - ${t.name}\n  ${String(e?.stack ?? e).split("\n").join("\n  ")}`);
@@ -293,5 +353,5 @@ try {
   await browser.close();
   server.close();
 }
-console.log(`e2e: ${passed} passed, ${failed} failed`);
+console.log(`e2e: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed ? 1 : 0);
