@@ -129,6 +129,9 @@ func Run(o Options) error {
 	wd, _ := os.Getwd()
 	abs := appPaths(o.Paths, wd)
 	os.Args = append([]string{os.Args[0], "app"}, abs...)
+	if handOff(lockID(l.Home), os.Args[1:], wd) {
+		return nil
+	}
 
 	tr := tray.New(tray.Systray{})
 	app := NewApp(Config{

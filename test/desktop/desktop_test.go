@@ -390,6 +390,51 @@ func TestRealApp(t *testing.T) {
 		t.Logf("screenshot: %s", dst)
 	}
 
+	// A second launch with a folder (`moat app PATH`, as the .desktop file's
+	// %F does) hands it to the running app through the single-instance
+	// lock and exits; a relative path is resolved in the caller's directory.
+	ws2 := filepath.Join(tmp, "second proj")
+	os.MkdirAll(ws2, 0o777)
+	os.Chmod(ws2, 0o777)
+	second := exec.Command(bin, "app", "second proj")
+	second.Dir = tmp
+	second.Env = appEnv
+	secondDone := make(chan error, 1)
+	var secondOut bytes.Buffer
+	second.Stdout, second.Stderr = &secondOut, &secondOut
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { secondDone <- second.Wait() }()
+	select {
+	case err := <-secondDone:
+		if err != nil {
+			t.Errorf("second launch: %v\n%s", err, secondOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		second.Process.Kill()
+		t.Fatalf("the second launch did not hand over and exit:\n%s", secondOut.String())
+	}
+	waitFor(t, 4*time.Minute, "the second folder's sandbox running in the tray menu", func() bool {
+		m, err := layout(obj)
+		if err != nil {
+			return false
+		}
+		_, ok := m.find(func(n node) bool { return n.label() == "shell-second-proj — running" })
+		return ok
+	})
+	// exactly one terminal for it: the second process did not run it too
+	time.Sleep(2 * time.Second)
+	ps, _ = exec.Command("ps", "-eo", "args").Output()
+	if n := strings.Count(string(ps), "xterm -e "+bin+" run shell-second-proj"); n != 1 {
+		t.Errorf("%d terminals for the second folder, want 1", n)
+	}
+	out, _ = moat("ls")
+	t.Logf("after the second launch:\n%s", out)
+	if !strings.Contains(out, ws2) {
+		t.Errorf("no sandbox for %s", ws2)
+	}
+
 	// Quit from the tray: the app exits.
 	m, err := layout(obj)
 	if err != nil {
