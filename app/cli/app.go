@@ -10,8 +10,8 @@ import (
 )
 
 // addApp registers `moat app [PATH...]` and makes `moat` with no arguments
-// start the desktop app (in a binary built with the window; otherwise it
-// prints the help as before). `moat --help`, `moat help` and completion
+// start the desktop app (in a binary built with the window, in a graphical
+// session; otherwise it prints the help as before). `moat --help`, `moat help` and completion
 // are cobra's and unchanged.
 func addApp(root *cobra.Command, g *globals) {
 	run := func(c *cobra.Command, paths []string) error {
@@ -36,7 +36,7 @@ Set MOAT_APP_CHOOSE_FOLDER=/path to answer the folder chooser without a dialog
 	})
 	root.Args = cobra.NoArgs
 	root.RunE = func(c *cobra.Command, args []string) error {
-		if !desktop.GUIBuilt() {
+		if !desktop.CanShow() { // built without the window, or no display (ssh)
 			return c.Help()
 		}
 		return run(c, nil)

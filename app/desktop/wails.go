@@ -33,6 +33,22 @@ var ErrNoGUI = errors.New("this moat was built without the desktop app; build it
 // GUIBuilt reports whether this binary can open the window.
 func GUIBuilt() bool { return guiBuilt }
 
+// ErrNoDisplay: no graphical session to open the window in.
+var ErrNoDisplay = errors.New("no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set); the CLI works without one: see `moat --help`")
+
+// CanShow reports whether a window can be opened here: built with the
+// window, and on Linux and the BSDs inside an X11 or Wayland session.
+func CanShow() bool {
+	if !guiBuilt {
+		return false
+	}
+	switch goruntime.GOOS {
+	case "darwin", "windows":
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
 // Options of Run.
 type Options struct {
 	// Paths to run a sandbox for at start (moat app PATH...).
@@ -111,6 +127,9 @@ func lockID(home string) string {
 func Run(o Options) error {
 	if !guiBuilt {
 		return ErrNoGUI
+	}
+	if !CanShow() {
+		return ErrNoDisplay
 	}
 	l, err := state.Default()
 	if err != nil {
