@@ -435,8 +435,54 @@ func TestRealApp(t *testing.T) {
 		t.Errorf("no sandbox for %s", ws2)
 	}
 
-	// Quit from the tray: the app exits.
+	// Remove… from the sandbox's submenu asks first (a GTK Yes/No dialog);
+	// Yes removes it.
 	m, err := layout(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := m.find(func(n node) bool { return n.label() == "shell-second-proj — running" })
+	rm, ok := e2.find(func(n node) bool { return n.label() == "Remove…" })
+	if !ok {
+		t.Fatal("no Remove… for the second sandbox")
+	}
+	if err := click(obj, rm.ID); err != nil {
+		t.Fatal(err)
+	}
+	var dlg string
+	waitFor(t, 20*time.Second, "the confirmation dialog", func() bool {
+		c := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^Remove shell-second-proj$")
+		c.Env = appEnv
+		out, err := c.Output()
+		if err != nil || len(strings.Fields(string(out))) == 0 {
+			return false
+		}
+		dlg = strings.Fields(string(out))[0]
+		return true
+	})
+	if out, _ := moat("ls"); !strings.Contains(out, "shell-second-proj") {
+		t.Fatal("removed before the confirmation")
+	}
+	xdo("windowfocus", "--sync", dlg)
+	xdo("key", "alt+y")
+	waitFor(t, 60*time.Second, "the second sandbox removed", func() bool {
+		out, err := moat("ls")
+		return err == nil && !strings.Contains(out, "shell-second-proj")
+	})
+	if _, err := os.Stat(ws2); err != nil {
+		t.Errorf("removing the sandbox touched its project folder: %v", err)
+	}
+	waitFor(t, 20*time.Second, "the tray without the removed sandbox", func() bool {
+		m, err := layout(obj)
+		if err != nil {
+			return false
+		}
+		_, gone := m.find(func(n node) bool { return strings.HasPrefix(n.label(), "shell-second-proj") })
+		return !gone
+	})
+
+	// Quit from the tray: the app exits.
+	m, err = layout(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
