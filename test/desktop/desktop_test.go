@@ -310,6 +310,16 @@ func TestRealApp(t *testing.T) {
 	if ok && !bytes.Equal(icon.Value().([]byte), png) {
 		t.Errorf("the badge is not the running badge")
 	}
+	// The tray icon's own state: title "1", tooltip, the running icon.
+	sni := conn.Object(busName, "/StatusNotifierItem")
+	if v, err := sni.GetProperty("org.kde.StatusNotifierItem.Title"); err != nil || v.Value() != "1" {
+		t.Errorf("tray title %v (%v), want 1", v, err)
+	}
+	if v, err := sni.GetProperty("org.kde.StatusNotifierItem.ToolTip"); err != nil || !strings.Contains(fmt.Sprint(v.Value()), "Moat: 1 sandbox running") {
+		t.Errorf("tray tooltip %v (%v)", v, err)
+	} else {
+		t.Logf("tray tooltip: %v", v.Value())
+	}
 	for _, sub := range []string{"Open in terminal", "Stop", "Reveal folder", "Remove…"} {
 		if _, ok := entry.find(func(n node) bool { return n.label() == sub }); !ok {
 			t.Errorf("no %q in the sandbox submenu", sub)
