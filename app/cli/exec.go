@@ -69,6 +69,8 @@ func newExecCmd(g *globals) *cobra.Command {
 				// -e and --env-file entries override credentials.
 				env = mergeEnv(g.credentials(ag), env)
 			}
+			// The template image's env (PATH...) first; everything above wins.
+			env = mergeEnv(templateEnv(s.Template), env)
 			req := api.ExecRequest{Argv: argv, Env: env, Dir: dir, User: user, TTY: tty, Stdin: interactive}
 			code, err := g.attach(ctx, cl, name, req)
 			if err != nil {

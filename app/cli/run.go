@@ -216,7 +216,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		Dir:   s.Workspace(),
 		TTY:   inTTY && outTTY,
 		Stdin: true,
-		Env:   append(tenv, g.agentEnv(ag, inTTY && outTTY)...),
+		Env:   mergeEnv(tenv, g.agentEnv(ag, inTTY && outTTY)),
 	}
 	code, err := g.attach(ctx, cl, s.Name, req)
 	if err != nil {

@@ -308,7 +308,10 @@ func flatten(layers []layerOpener, w io.Writer, copied func(done, total int64), 
 		}
 		err = t.apply(i, rc)
 		if err == nil {
-			_, err = io.Copy(io.Discard, rc) // reach EOF so digests get verified
+			// Reach EOF so digests get verified.
+			if _, err = io.Copy(io.Discard, rc); err != nil {
+				err = fmt.Errorf("layer %d: %w", i+1, err)
+			}
 		}
 		rc.Close()
 		if err != nil {

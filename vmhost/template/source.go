@@ -5,9 +5,12 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -472,7 +475,7 @@ func (s *Store) build(ctx context.Context, img v1.Image, digest string, info imp
 	if err != nil {
 		return fmt.Errorf("read image layers: %w", err)
 	}
-	openers, err := s.openLayers(ctx, layers, work, info.spool, progress)
+	openers, err := s.openLayers(ctx, layers, cf.RootFS.DiffIDs, work, info.spool, progress)
 	if err != nil {
 		return err
 	}
@@ -576,11 +579,24 @@ func (s *Store) build(ctx context.Context, img v1.Image, digest string, info imp
 // openLayers returns an uncompressed-stream opener per layer. Remote layers
 // are downloaded first (digest-verified, with a bar each, three at a time),
 // since flattening reads every layer twice.
-func (s *Store) openLayers(ctx context.Context, layers []v1.Layer, work string, spool bool, progress Progress) ([]layerOpener, error) {
+func (s *Store) openLayers(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, work string, spool bool, progress Progress) ([]layerOpener, error) {
 	openers := make([]layerOpener, len(layers))
 	if !spool {
+		// Local blobs are not verified by go-containerregistry: check each
+		// layer's diff ID (sha256 of the tar) whenever it is read to the end.
+		// (Layer.DiffID may hash the blob itself: take the config's.)
+		if len(diffIDs) != len(layers) {
+			return nil, fmt.Errorf("image config lists %d layers, the manifest %d", len(diffIDs), len(layers))
+		}
 		for i, l := range layers {
-			openers[i] = l.Uncompressed
+			want := diffIDs[i]
+			openers[i] = func() (io.ReadCloser, error) {
+				rc, err := l.Uncompressed()
+				if err != nil {
+					return nil, err
+				}
+				return &verifying{rc: rc, h: sha256.New(), want: want}, nil
+			}
 		}
 		return openers, nil
 	}
@@ -694,6 +710,27 @@ func (s *stacked) Close() error {
 	}
 	return first
 }
+
+// verifying fails the read that reaches EOF when the content's sha256 is
+// not want.
+type verifying struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want v1.Hash
+}
+
+func (v *verifying) Read(p []byte) (int, error) {
+	n, err := v.rc.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF && v.want.Algorithm == "sha256" {
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Hex {
+			return n, fmt.Errorf("layer content does not match its digest %s (got sha256:%s): the image is damaged", v.want, got)
+		}
+	}
+	return n, err
+}
+
+func (v *verifying) Close() error { return v.rc.Close() }
 
 type closerFunc func() error
 

@@ -275,6 +275,41 @@ func TestBadInput(t *testing.T) {
 	truncated := filepath.Join(dir, "truncated.tar")
 	os.WriteFile(truncated, b[:len(b)*2/3], 0o644)
 	emptyDir := t.TempDir()
+	// A layout whose biggest blob (the busybox layer) is damaged.
+	damaged := filepath.Join(dir, "damaged")
+	lp, err := layout.Write(damaged, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(testImage(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(damaged, "blobs", "sha256", "*"))
+	var big string
+	var bigSize int64
+	for _, b := range blobs {
+		if fi, _ := os.Stat(b); fi.Size() > bigSize {
+			big, bigSize = b, fi.Size()
+		}
+	}
+	os.WriteFile(big, bytes.Repeat([]byte{0x1f, 0x8b, 0}, int(bigSize/3)), 0o644)
+	// And one whose layer is valid gzip with other content (only the digest
+	// can tell).
+	tampered := filepath.Join(dir, "tampered")
+	lp, err = layout.Write(tampered, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timg := testImage(t, false)
+	if err := lp.AppendImage(timg); err != nil {
+		t.Fatal(err)
+	}
+	tls, _ := timg.Layers()
+	ld, _ := tls[1].Digest()
+	other, _ := testImage(t, true).Layers()
+	rc, _ := other[2].Compressed()
+	ob, _ := io.ReadAll(rc)
+	os.WriteFile(filepath.Join(tampered, "blobs", "sha256", ld.Hex), ob, 0o644)
 
 	for _, c := range []struct {
 		name, ref string
@@ -290,6 +325,8 @@ func TestBadInput(t *testing.T) {
 		{"truncated archive", truncated, template.PullMissing, "load template from"},
 		{"missing file", filepath.Join(dir, "nope.tar"), template.PullMissing, "no such file"},
 		{"not a layout", emptyDir, template.PullMissing, "expected an OCI image layout"},
+		{"damaged layer in a layout", damaged, template.PullMissing, "build base disk"},
+		{"tampered layer in a layout", tampered, template.PullMissing, "does not match its digest"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
