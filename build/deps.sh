@@ -5,7 +5,8 @@
 set -euo pipefail
 need=(qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs dpkg-dev xz-utils zstd)
 if [ "${1:-build}" = test ]; then
-  need+=(tmux dbus gnome-keyring qemu-system-arm systemd mmdebstrap)
+  need+=(tmux dbus gnome-keyring qemu-system-arm systemd mmdebstrap
+         chromium fonts-dejavu-core libgtk-3-dev libwebkit2gtk-4.1-dev pkg-config xvfb xterm xdotool imagemagick)
 fi
 if [ "${1:-build}" = template ]; then
   need+=(mmdebstrap)  # and npm (any install: Debian's or nodejs.org's)
