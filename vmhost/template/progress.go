@@ -44,10 +44,13 @@ func (nopBar) Done()                  {}
 
 type nopBar struct{}
 
-// AutoProgress picks bars when f is a terminal and lines otherwise.
+// AutoProgress picks bars when f is a terminal (with a width) and lines
+// otherwise.
 func AutoProgress(f *os.File) Progress {
 	if term.IsTerminal(int(f.Fd())) {
-		return NewTerminalProgress(f)
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			return NewTerminalProgress(f)
+		}
 	}
 	return NewLineProgress(f)
 }
