@@ -25,11 +25,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moatsandbox/moat/build/guest/cpio"
 	"github.com/moatsandbox/moat/vmhost/agentclient"
 	"github.com/moatsandbox/moat/vmhost/assets"
 	"github.com/moatsandbox/moat/vmhost/driver"
 	_ "github.com/moatsandbox/moat/vmhost/driver/qemu"
-	"github.com/moatsandbox/moat/build/guest/cpio"
 	"github.com/moatsandbox/moat/vmhost/protocol"
 	"github.com/moatsandbox/moat/vmhost/vm"
 )
