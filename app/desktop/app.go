@@ -109,6 +109,9 @@ type Config struct {
 	// Reveal opens a folder in the file manager.
 	Reveal func(path string) error
 	Getenv func(string) string
+	// Service is the VM host service offered on first start (nil: not
+	// offered; ServiceStatus says it is not supported).
+	Service Service
 	// Tray, when set, is shown every snapshot.
 	Tray interface{ Show(tray.State) }
 	Log  func(format string, a ...any)
@@ -126,6 +129,9 @@ type App struct {
 	cancel context.CancelFunc
 	ready  chan struct{} // closed once the first snapshot is known
 	once   sync.Once
+
+	smu   sync.Mutex // settings.json
+	svcMu sync.Mutex // one InstallService at a time
 }
 
 // NewApp makes an App; call attach with the runtime once the window runs.

@@ -25,6 +25,42 @@ type Settings struct {
 	MemoryMiB       int    `json:"memoryMiB"`
 }
 
+// settingsFile is what settings.json holds: the Settings and what the app
+// remembers for itself (not part of Settings, so SaveSettings from the
+// window never resets it).
+type settingsFile struct {
+	Settings
+	// ServiceOffered: the first-start offer to install the VM host service
+	// was answered (installed or declined).
+	ServiceOffered bool `json:"serviceOffered,omitempty"`
+}
+
+// readSettingsFile reads settings.json as stored (no defaults filled in);
+// the zero value when it does not exist. Call with smu held.
+func (a *App) readSettingsFile() (settingsFile, error) {
+	var f settingsFile
+	b, err := os.ReadFile(a.cfg.SettingsPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return settingsFile{}, fmt.Errorf("%s is not valid JSON: %v", a.cfg.SettingsPath, err)
+	}
+	return f, nil
+}
+
+// writeSettingsFile stores settings.json atomically. Call with smu held.
+func (a *App) writeSettingsFile(f settingsFile) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return state.WriteFileAtomic(a.cfg.SettingsPath, append(b, '\n'), 0o600)
+}
+
 func (a *App) goos() string {
 	if a.cfg.GOOS != "" {
 		return a.cfg.GOOS
@@ -38,6 +74,8 @@ func (a *App) defaults() Settings {
 
 // GetSettings reads settings.json (defaults for what is missing).
 func (a *App) GetSettings() (Settings, error) {
+	a.smu.Lock()
+	defer a.smu.Unlock()
 	s := a.defaults()
 	b, err := os.ReadFile(a.cfg.SettingsPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -64,11 +102,11 @@ func (a *App) SaveSettings(s Settings) error {
 	if err := a.validate(s); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return state.WriteFileAtomic(a.cfg.SettingsPath, append(b, '\n'), 0o600)
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	// Keep what the app remembers; an unreadable file is replaced, as before.
+	old, _ := a.readSettingsFile()
+	return a.writeSettingsFile(settingsFile{Settings: s, ServiceOffered: old.ServiceOffered})
 }
 
 func (a *App) validate(s Settings) error {

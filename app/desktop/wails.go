@@ -165,6 +165,7 @@ func Run(o Options) error {
 		SettingsPath: filepath.Join(l.Home, SettingsFile),
 		Moat:         moat,
 		Reveal:       reveal,
+		Service:      NewService(l),
 		Tray:         tr,
 	})
 	onReady := func() {

@@ -6,6 +6,8 @@
 //   __fake.emit(name, data)  deliver a backend event (e.g. "sandboxes", "error")
 //   __fake.fail[method] = "text"  make the next calls of method reject with that text
 //   __fake.folder = "/path"  what ChooseFolder answers ("" = cancelled)
+//   __fake.service  what ServiceStatus answers (scenario.service over a default
+//     with offered: true, so the first-start offer stays out of other tests)
 // runtime.OnFileDrop hands over to window.__wailsDnD (Wails' real
 // draganddrop.js, which run.mjs loads from the Go module cache) when present.
 // This function is serialised by Playwright: it must not use outer variables.
@@ -19,6 +21,11 @@ export function installFakeBackend(scenario) {
     sandboxes: scenario.sandboxes ?? [],
     credentials: scenario.credentials ?? [],
     settings: scenario.settings,
+    service: {
+      installed: false, running: false, offered: true, supported: true,
+      detail: "not installed (systemd user unit /home/ada/.config/systemd/user/moat-vmhost.service); the daemon starts on demand",
+      ...scenario.service,
+    },
   };
   const clone = (v) => (v === undefined ? v : JSON.parse(JSON.stringify(v)));
   state.emit = (name, data) => (state.handlers[name] ?? []).forEach((cb) => cb(data));
@@ -53,6 +60,15 @@ export function installFakeBackend(scenario) {
     Terminals: method("Terminals", () => scenario.terminals ?? []),
     GetSettings: method("GetSettings", () => state.settings),
     SaveSettings: method("SaveSettings", () => null),
+    ServiceStatus: method("ServiceStatus", () => state.service),
+    InstallService: method("InstallService", () => {
+      Object.assign(state.service, { installed: true, running: true, offered: true });
+      return null;
+    }),
+    DeclineService: method("DeclineService", () => {
+      state.service.offered = true;
+      return null;
+    }),
   };
   window.go = { desktop: { App } };
   window.runtime = {

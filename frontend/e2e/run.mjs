@@ -110,7 +110,7 @@ async function open(sc, opts = {}) {
   await page.getByRole("heading", { name: "Sandboxes" }).waitFor();
   return { page, context, pageErrors, calls: () => page.evaluate(() => window.__fake.calls) };
 }
-const bindingCalls = (calls) => calls.filter((c) => !c.method.startsWith("runtime.") && !["ListSandboxes", "Providers", "LoginStatus", "Terminals", "GetSettings"].includes(c.method));
+const bindingCalls = (calls) => calls.filter((c) => !c.method.startsWith("runtime.") && !["ListSandboxes", "Providers", "LoginStatus", "Terminals", "GetSettings", "ServiceStatus"].includes(c.method));
 
 // --- tests ---
 const tests = [];
@@ -328,6 +328,25 @@ test("settings: unavailable terminals disabled, custom template, SaveSettings", 
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   assert.deepEqual(bindingCalls(await calls()), [{ method: "SaveSettings", args: [{ ...settings, terminal: "custom", customCommand: "foot -- {args}", cpus: 4 }] }]);
+  await context.close();
+});
+
+test("first start offers the VM host service; Not now calls DeclineService", async () => {
+  const { page, context, calls, pageErrors } = await open(scenario({ service: { offered: false } }));
+  const offer = page.getByRole("region", { name: "VM host service" });
+  await offer.waitFor();
+  assert.equal(
+    (await offer.locator(".offer-text").textContent()).trim(),
+    "Start Moat's VM host at login? Installs a per-user service so sandboxes are ready when you are.",
+  );
+  assert.ok(await offer.getByRole("button", { name: "Install" }).isVisible());
+  await offer.getByRole("button", { name: "Not now" }).click();
+  await offer.waitFor({ state: "hidden" });
+  assert.deepEqual(bindingCalls(await calls()), [{ method: "DeclineService", args: [] }]);
+  assert.equal(await page.evaluate(() => window.__fake.service.offered), true);
+  // the list is still there and works
+  assert.equal(await page.locator("li.sandbox").count(), 4);
+  assert.deepEqual(pageErrors, []);
   await context.close();
 });
 

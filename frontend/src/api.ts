@@ -2,7 +2,7 @@
 // returns a Promise. A Go error rejects with its text; errorText() turns any
 // rejection into the string the UI shows, as worded.
 import type {
-  AppBindings, CredentialView, ProviderView, SandboxView, Settings, TerminalView,
+  AppBindings, CredentialView, ProviderView, SandboxView, ServiceView, Settings, TerminalView,
 } from "./types";
 
 export type Api = AppBindings;
@@ -39,6 +39,9 @@ export const api: Api = {
   Terminals: () => list(call<TerminalView[]>("Terminals")),
   GetSettings: () => call<Settings>("GetSettings"),
   SaveSettings: (s) => call<void>("SaveSettings", s),
+  ServiceStatus: () => call<ServiceView>("ServiceStatus"),
+  InstallService: () => call<void>("InstallService"),
+  DeclineService: () => call<void>("DeclineService"),
 };
 
 /** The text of a rejection, unchanged: Wails rejects with the Go error's string. */

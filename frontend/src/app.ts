@@ -1,4 +1,4 @@
-// Puts the window together: error banner, tabs (Sandboxes, Log in, Settings),
+// Puts the window together: error banner, the first-start service offer, tabs (Sandboxes, Log in, Settings),
 // the live list fed by the `sandboxes` event.
 import type { Api } from "./api";
 import { createBanner } from "./banner";
@@ -6,6 +6,7 @@ import { h } from "./dom";
 import { createList } from "./list";
 import { createLogin } from "./login";
 import type { Runtime } from "./runtime";
+import { createServiceOffer } from "./service";
 import { createSettings } from "./settings";
 import type { SandboxView } from "./types";
 
@@ -44,6 +45,7 @@ export function mountApp(root: HTMLElement, deps: AppDeps): MountedApp {
 
   const login = createLogin({ api, report, inFlight: (s) => (secretInFlight = s) });
   const settings = createSettings({ api, report });
+  const offer = createServiceOffer({ api, report });
 
   const tabs = [
     { id: "sandboxes", label: "Sandboxes", body: list.el },
@@ -81,6 +83,7 @@ export function mountApp(root: HTMLElement, deps: AppDeps): MountedApp {
   root.replaceChildren(
     h("header", { class: "app-header" }, h("h1", { class: "app-title" }, "Moat"), tablist),
     banner.el,
+    offer.el,
     h("main", { class: "app-main" }, ...panels),
   );
 
@@ -96,7 +99,7 @@ export function mountApp(root: HTMLElement, deps: AppDeps): MountedApp {
     report(e, "Events");
   }
 
-  const ready = Promise.all([refresh(), login.load(), settings.load()]).then(() => undefined);
+  const ready = Promise.all([refresh(), login.load(), settings.load(), offer.load()]).then(() => undefined);
 
   return {
     ready,

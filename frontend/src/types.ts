@@ -52,6 +52,19 @@ export interface Settings {
   memoryMiB: number;
 }
 
+export interface ServiceView {
+  /** the VM host service is installed for this state dir */
+  installed: boolean;
+  /** its manager runs the daemon */
+  running: boolean;
+  /** the first-start offer was answered (installed or declined) */
+  offered: boolean;
+  /** this platform has a service manager moat drives */
+  supported: boolean;
+  /** what the manager says, or why it is not supported */
+  detail: string;
+}
+
 /** The methods Wails exposes as window.go.desktop.App.<Method>(...). */
 export interface AppBindings {
   ListSandboxes(): Promise<SandboxView[]>;
@@ -69,6 +82,9 @@ export interface AppBindings {
   Terminals(): Promise<TerminalView[]>;
   GetSettings(): Promise<Settings>;
   SaveSettings(s: Settings): Promise<void>;
+  ServiceStatus(): Promise<ServiceView>;
+  InstallService(): Promise<void>;
+  DeclineService(): Promise<void>;
 }
 
 /** Event names and payloads (Wails runtime EventsOn). */

@@ -4,7 +4,7 @@ import { vi } from "vitest";
 import { api } from "../src/api";
 import { mountApp, type MountedApp } from "../src/app";
 import { runtime } from "../src/runtime";
-import type { AppBindings, CredentialView, ProviderView, SandboxView, Settings, TerminalView } from "../src/types";
+import type { AppBindings, CredentialView, ProviderView, SandboxView, ServiceView, Settings, TerminalView } from "../src/types";
 
 export interface FakeOptions {
   sandboxes?: SandboxView[];
@@ -12,7 +12,11 @@ export interface FakeOptions {
   credentials?: CredentialView[];
   terminals?: TerminalView[];
   settings?: Settings;
+  /** ServiceStatus's answer; the offer was answered (offered: true) by default */
+  service?: Partial<ServiceView>;
 }
+
+export const SERVICE: ServiceView = { installed: false, running: false, offered: true, supported: true, detail: "not installed (systemd user unit /home/ada/.config/systemd/user/moat-vmhost.service); the daemon starts on demand" };
 
 export const PROVIDERS: ProviderView[] = [
   { id: "anthropic", name: "Anthropic API key", variable: "ANTHROPIC_API_KEY", hint: "create one at console.anthropic.com → API keys" },
@@ -46,6 +50,9 @@ export function installFake(opts: FakeOptions = {}) {
     Terminals: vi.fn(async () => opts.terminals ?? TERMINALS),
     GetSettings: vi.fn(async () => opts.settings ?? SETTINGS),
     SaveSettings: vi.fn(async (_s: Settings) => undefined),
+    ServiceStatus: vi.fn(async (): Promise<ServiceView> => ({ ...SERVICE, ...opts.service })),
+    InstallService: vi.fn(async () => undefined),
+    DeclineService: vi.fn(async () => undefined),
   };
   const rt = {
     EventsOn: vi.fn((name: string, cb: (d: unknown) => void) => {
