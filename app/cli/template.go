@@ -148,7 +148,7 @@ func newTemplateLsCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(g.stdout, list)
 			}
-			users := g.templateUsers(c.Context())
+			users, _ := g.templateUsers(c.Context(), false)
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tIMAGE\tSIZE\tADDED\tSANDBOXES\tSOURCE")
 			for _, t := range list {
@@ -239,32 +239,38 @@ func (u usersIndex) inUse(digest string) []string {
 	return u.byDigest[digest]
 }
 
-// templateUsers asks the daemon (when it runs) which sandboxes use what.
-func (g *globals) templateUsers(ctx context.Context) usersIndex {
+// templateUsers asks the daemon which sandboxes (running or not) use which
+// image. rm needs the answer (autostart); ls does without.
+func (g *globals) templateUsers(ctx context.Context, autostart bool) (usersIndex, error) {
 	u := usersIndex{byDigest: map[string][]string{}}
-	cl, err := g.connect(ctx, false)
+	cl, err := g.connect(ctx, autostart)
 	if err != nil {
-		return u
+		return u, err
 	}
 	list, err := cl.List(ctx)
 	if err != nil {
-		return u
+		return u, err
 	}
 	st, err := templateStore()
 	if err != nil {
-		return u
+		return u, err
 	}
 	for _, s := range list {
+		if s.TemplateDigest != "" {
+			u.byDigest[s.TemplateDigest] = append(u.byDigest[s.TemplateDigest], s.Name)
+			continue
+		}
 		if s.Template == "" || s.Template == agents.BaseTemplate {
 			continue
 		}
+		// An older daemon: go by the name.
 		if t, err := st.Get(s.Template); err == nil {
 			u.byDigest[t.Digest] = append(u.byDigest[t.Digest], s.Name)
 		} else {
 			u.unknown = append(u.unknown, s.Name)
 		}
 	}
-	return u
+	return u, nil
 }
 
 func newTemplateRmCmd(g *globals) *cobra.Command {
@@ -278,7 +284,10 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			users := g.templateUsers(c.Context())
+			users, err := g.templateUsers(c.Context(), true)
+			if err != nil {
+				return fmt.Errorf("cannot tell which sandboxes use templates, so nothing was removed: %w", err)
+			}
 			var errs []error
 			for _, n := range args {
 				if err := st.Remove(c.Context(), n, force, users.inUse); err != nil {

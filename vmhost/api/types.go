@@ -54,16 +54,19 @@ const (
 
 // Sandbox is a sandbox as the API shows it.
 type Sandbox struct {
-	Name       string              `json:"name"`
-	ID         string              `json:"id"`
-	Agent      string              `json:"agent"`
-	AgentArgs  []string            `json:"agent_args,omitempty"`
-	Template   string              `json:"template"`
-	Workspaces []sandbox.Workspace `json:"workspaces"`
-	CPUs       int                 `json:"cpus,omitempty"`
-	MemoryMiB  int                 `json:"memory_mib,omitempty"`
-	CreatedAt  time.Time           `json:"created_at"`
-	Status     Status              `json:"status"`
+	Name      string   `json:"name"`
+	ID        string   `json:"id"`
+	Agent     string   `json:"agent"`
+	AgentArgs []string `json:"agent_args,omitempty"`
+	Template  string   `json:"template"`
+	// TemplateDigest is the template image's digest (its base disk in the
+	// template store); empty for the guest assets' base.
+	TemplateDigest string              `json:"template_digest,omitempty"`
+	Workspaces     []sandbox.Workspace `json:"workspaces"`
+	CPUs           int                 `json:"cpus,omitempty"`
+	MemoryMiB      int                 `json:"memory_mib,omitempty"`
+	CreatedAt      time.Time           `json:"created_at"`
+	Status         Status              `json:"status"`
 	// Reason says why Status is error (or, while starting, the phase).
 	Reason string `json:"reason,omitempty"`
 	// Runtime is present while a supervisor runs.

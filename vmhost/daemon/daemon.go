@@ -158,7 +158,7 @@ func (d *Daemon) Version() api.VersionInfo {
 func (d *Daemon) view(ctx context.Context, r *sandbox.Record) api.Sandbox {
 	p := d.reg.Paths(r)
 	s := api.Sandbox{
-		Name: r.Name, ID: r.ID, Agent: r.Agent, AgentArgs: r.AgentArgs, Template: r.Template,
+		Name: r.Name, ID: r.ID, Agent: r.Agent, AgentArgs: r.AgentArgs, Template: r.Template, TemplateDigest: r.TemplateDigest,
 		Workspaces: r.Workspaces, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, CreatedAt: r.CreatedAt,
 		Paths: api.Paths{Dir: p.Dir, DataDisk: p.DataDisk(), ConsoleLog: p.ConsoleLog(), RunDir: p.RunDir},
 	}
