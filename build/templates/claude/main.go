@@ -233,7 +233,12 @@ func fetchClaude(ctx context.Context, arch, version, work string) (string, error
 }
 
 func mmdebstrap(ctx context.Context, arch, claude, out string) error {
+	mode := "--mode=root"
+	if os.Geteuid() != 0 {
+		mode = "--mode=unshare" // unprivileged user namespaces
+	}
 	args := []string{
+		mode,
 		"--variant=minbase",
 		"--architectures=" + DebArch(arch),
 		"--include=" + strings.Join(Packages, ","),
