@@ -31,7 +31,8 @@ type Backend interface {
 type Tray struct {
 	b       Backend
 	updates chan Menu // capacity 1, newest wins
-	clicks  chan string
+	clicks  chan click
+	gen     int // menu generation; owned by Loop
 	intents chan Intent
 	stop    chan struct{}
 	once    sync.Once
@@ -41,7 +42,7 @@ type Tray struct {
 
 // New makes a Tray over b.
 func New(b Backend) *Tray {
-	return &Tray{b: b, updates: make(chan Menu, 1), clicks: make(chan string), intents: make(chan Intent, 16), stop: make(chan struct{})}
+	return &Tray{b: b, updates: make(chan Menu, 1), clicks: make(chan click), intents: make(chan Intent, 16), stop: make(chan struct{})}
 }
 
 // Show replaces the menu with the one for s (asynchronously; only the
@@ -84,9 +85,13 @@ func (t *Tray) Loop() {
 			return
 		case m := <-t.updates:
 			cancel()
-			cancel = t.render(m)
-		case id := <-t.clicks:
-			if in, ok := ParseID(id); ok {
+			t.gen++
+			cancel = t.render(m, t.gen)
+		case c := <-t.clicks:
+			if c.gen != t.gen {
+				continue // a click on a menu that was replaced meanwhile
+			}
+			if in, ok := ParseID(c.id); ok {
 				select {
 				case t.intents <- in:
 				case <-t.stop:
@@ -98,15 +103,12 @@ func (t *Tray) Loop() {
 }
 
 // render rebuilds the menu; the returned func stops its click forwarders.
-func (t *Tray) render(m Menu) context.CancelFunc {
+func (t *Tray) render(m Menu, gen int) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.mu.Lock()
 	t.last = m
 	t.mu.Unlock()
 	t.b.Reset()
-	t.b.SetIcon(IconBytes(m.Icon))
-	t.b.SetTitle(m.Title)
-	t.b.SetTooltip(m.Tooltip)
 	var add func(parent Node, items []Item)
 	add = func(parent Node, items []Item) {
 		for _, it := range items {
@@ -120,16 +122,26 @@ func (t *Tray) render(m Menu) context.CancelFunc {
 			}
 			n, ch := t.b.Add(parent, it, icon)
 			if it.ID != "" && ch != nil {
-				go t.forward(ctx, it.ID, ch)
+				go t.forward(ctx, click{gen, it.ID}, ch)
 			}
 			add(n, it.Children)
 		}
 	}
 	add(nil, m.Items)
+	// The icon and tooltip last: they announce a finished menu (tests wait on them).
+	t.b.SetIcon(IconBytes(m.Icon))
+	t.b.SetTitle(m.Title)
+	t.b.SetTooltip(m.Tooltip)
 	return cancel
 }
 
-func (t *Tray) forward(ctx context.Context, id string, ch <-chan struct{}) {
+// click is a menu item's ID with the menu generation it belongs to.
+type click struct {
+	gen int
+	id  string
+}
+
+func (t *Tray) forward(ctx context.Context, id click, ch <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
