@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/moatsandbox/moat/vmhost/state"
 )
 
 // SnapshotScript, run as root in a sandbox, writes a tar of the sandbox's
@@ -120,33 +121,7 @@ func (s *Store) Save(ctx context.Context, rootfs io.Reader, tag string, o SaveOp
 
 // writeArchive writes img to path atomically (temporary file, rename).
 func writeArchive(path string, ref name.Reference, img v1.Image) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := tarball.Write(ref, img, f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return state.WriteAtomic(path, 0o644, func(w io.Writer) error { return tarball.Write(ref, img, w) })
 }
 
 type countReader struct {
