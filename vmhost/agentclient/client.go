@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -127,7 +126,7 @@ type Process struct {
 	PID int
 
 	st      *yamux.Stream
-	wmu     sync.Mutex // serialises frames we write
+	w       *protocol.Writer // every frame we write goes through it
 	done    chan struct{}
 	status  protocol.ExitStatus
 	err     error
@@ -146,8 +145,8 @@ func (c *Client) Start(ctx context.Context, req protocol.ExecRequest, stdio Stdi
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{st: st, done: make(chan struct{}), release: release}
-	if err := protocol.WriteJSON(st, protocol.FrameExec, req); err != nil {
+	p := &Process{st: st, w: protocol.NewWriter(st), done: make(chan struct{}), release: release}
+	if err := p.w.JSON(protocol.FrameExec, req); err != nil {
 		p.close()
 		return nil, ctxErr(ctx, fmt.Errorf("send exec: %w", err))
 	}
@@ -203,24 +202,12 @@ func (p *Process) close() {
 	}
 }
 
-func (p *Process) write(t protocol.FrameType, b []byte) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	return protocol.WriteData(p.st, t, b)
-}
-
-func (p *Process) writeJSON(t protocol.FrameType, v any) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	return protocol.WriteJSON(p.st, t, v)
-}
-
 func (p *Process) pumpStdin(r io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if werr := p.write(protocol.FrameStdin, buf[:n]); werr != nil {
+			if werr := p.w.Data(protocol.FrameStdin, buf[:n]); werr != nil {
 				return
 			}
 		}
@@ -228,9 +215,7 @@ func (p *Process) pumpStdin(r io.Reader) {
 			select {
 			case <-p.done:
 			default:
-				p.wmu.Lock()
-				protocol.WriteFrame(p.st, protocol.FrameStdinEOF, nil)
-				p.wmu.Unlock()
+				p.w.Frame(protocol.FrameStdinEOF, nil)
 			}
 			return
 		}
@@ -272,12 +257,12 @@ func (p *Process) readLoop(stdout, stderr io.Writer) {
 
 // Resize changes the process's terminal size (TTY only).
 func (p *Process) Resize(rows, cols uint16) error {
-	return p.writeJSON(protocol.FrameResize, protocol.WindowSize{Rows: rows, Cols: cols})
+	return p.w.JSON(protocol.FrameResize, protocol.WindowSize{Rows: rows, Cols: cols})
 }
 
 // Signal delivers a Linux signal number to the process (its group with a TTY).
 func (p *Process) Signal(sig int) error {
-	return p.writeJSON(protocol.FrameSignal, protocol.Signal{Signal: sig})
+	return p.w.JSON(protocol.FrameSignal, protocol.Signal{Signal: sig})
 }
 
 // Done is closed when the process has exited and its output is delivered.

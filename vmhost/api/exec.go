@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/moatsandbox/moat/vmhost/protocol"
 )
@@ -12,7 +11,7 @@ import (
 // Session is the client end of an exec stream.
 type Session struct {
 	conn io.ReadWriteCloser
-	wmu  sync.Mutex
+	w    *protocol.Writer
 	PID  int
 	// early is set when the process could not start (exit before started).
 	early *protocol.ExitStatus
@@ -21,7 +20,7 @@ type Session struct {
 // NewSession waits for the process to start on an upgraded connection.
 // A command that cannot start (127/126) is not an error: Wait reports it.
 func NewSession(conn io.ReadWriteCloser) (*Session, error) {
-	s := &Session{conn: conn}
+	s := &Session{conn: conn, w: protocol.NewWriter(conn)}
 	f, err := protocol.ReadFrame(conn)
 	if err != nil {
 		conn.Close()
@@ -51,36 +50,22 @@ func NewSession(conn io.ReadWriteCloser) (*Session, error) {
 	return s, nil
 }
 
-func (s *Session) write(t protocol.FrameType, b []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return protocol.WriteData(s.conn, t, b)
-}
-
-func (s *Session) writeJSON(t protocol.FrameType, v any) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return protocol.WriteJSON(s.conn, t, v)
-}
-
 // Stdin sends input bytes.
-func (s *Session) Stdin(b []byte) error { return s.write(protocol.FrameStdin, b) }
+func (s *Session) Stdin(b []byte) error { return s.w.Data(protocol.FrameStdin, b) }
 
 // CloseStdin sends end of input.
 func (s *Session) CloseStdin() error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return protocol.WriteFrame(s.conn, protocol.FrameStdinEOF, nil)
+	return s.w.Frame(protocol.FrameStdinEOF, nil)
 }
 
 // Resize sends the terminal size.
 func (s *Session) Resize(rows, cols uint16) error {
-	return s.writeJSON(protocol.FrameResize, protocol.WindowSize{Rows: rows, Cols: cols})
+	return s.w.JSON(protocol.FrameResize, protocol.WindowSize{Rows: rows, Cols: cols})
 }
 
 // Signal sends a Linux signal number.
 func (s *Session) Signal(sig int) error {
-	return s.writeJSON(protocol.FrameSignal, protocol.Signal{Signal: sig})
+	return s.w.JSON(protocol.FrameSignal, protocol.Signal{Signal: sig})
 }
 
 // CopyStdin pumps r into the process, then sends end of input.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Version is the protocol version this build speaks. Bump it on any
@@ -157,4 +158,52 @@ func WriteData(w io.Writer, t FrameType, b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// Writer writes whole frames to one stream from several goroutines (stdin
+// pump, resize, signals on one side; stdout, stderr, exit on the other): a
+// frame is never interleaved with another.
+type Writer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewWriter serialises frames written to w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Frame writes one frame.
+func (w *Writer) Frame(t FrameType, payload []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return WriteFrame(w.w, t, payload)
+}
+
+// Data writes b as data frames of type t, split at MaxPayload.
+func (w *Writer) Data(t FrameType, b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return WriteData(w.w, t, b)
+}
+
+// JSON writes a frame whose payload is v as JSON.
+func (w *Writer) JSON(t FrameType, v any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return WriteJSON(w.w, t, v)
+}
+
+// Stream is an io.Writer whose every Write becomes data frames of type t
+// (FrameStdout, FrameStderr, FrameStdin) on w.
+func (w *Writer) Stream(t FrameType) io.Writer { return streamWriter{w, t} }
+
+type streamWriter struct {
+	w *Writer
+	t FrameType
+}
+
+func (s streamWriter) Write(b []byte) (int, error) {
+	if err := s.w.Data(s.t, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

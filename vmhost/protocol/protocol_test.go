@@ -130,3 +130,38 @@ func TestFrameNames(t *testing.T) {
 		t.Fatal(FrameExit.String(), FrameType(0x99).String())
 	}
 }
+
+func TestWriterKeepsFramesWhole(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	done := make(chan bool)
+	for i := 0; i < 8; i++ {
+		go func() {
+			for j := 0; j < 50; j++ {
+				w.Stream(FrameStdout).Write(bytes.Repeat([]byte("x"), 1000))
+				w.JSON(FrameResize, WindowSize{Rows: 1, Cols: 2})
+			}
+			done <- true
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		<-done
+	}
+	n := 0
+	for {
+		f, err := ReadFrame(&buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		if f.Type == FrameStdout && len(f.Payload) != 1000 {
+			t.Fatalf("torn data frame: %d bytes", len(f.Payload))
+		}
+		n++
+	}
+	if n != 800 {
+		t.Fatalf("%d frames, want 800", n)
+	}
+}

@@ -341,18 +341,8 @@ func argv0(a []string) string {
 // guest process until it exits or conn goes away.
 func relayExec(ctx context.Context, conn *api.Conn, ag *agentclient.Client, req protocol.ExecRequest) {
 	defer conn.Close()
-	var wmu sync.Mutex
-	send := func(t protocol.FrameType, b []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return protocol.WriteData(conn, t, b)
-	}
-	sendJSON := func(t protocol.FrameType, v any) {
-		b, _ := json.Marshal(v)
-		wmu.Lock()
-		defer wmu.Unlock()
-		protocol.WriteFrame(conn, t, b)
-	}
+	w := protocol.NewWriter(conn)
+	sendJSON := func(t protocol.FrameType, v any) { w.JSON(t, v) }
 	var stdin io.Reader
 	var pw *io.PipeWriter
 	if req.Stdin {
@@ -363,8 +353,8 @@ func relayExec(ctx context.Context, conn *api.Conn, ag *agentclient.Client, req 
 	}
 	p, err := ag.Start(ctx, req, agentclient.Stdio{
 		Stdin:  stdin,
-		Stdout: frameWriter{send, protocol.FrameStdout},
-		Stderr: frameWriter{send, protocol.FrameStderr},
+		Stdout: w.Stream(protocol.FrameStdout),
+		Stderr: w.Stream(protocol.FrameStderr),
 	})
 	if err != nil {
 		sendJSON(protocol.FrameError, protocol.Error{Message: err.Error()})
@@ -436,16 +426,4 @@ func (w *watchDriver) Start(ctx context.Context, spec driver.Spec) (driver.Machi
 		w.onStart(m)
 	}
 	return m, err
-}
-
-type frameWriter struct {
-	send func(protocol.FrameType, []byte) error
-	t    protocol.FrameType
-}
-
-func (w frameWriter) Write(b []byte) (int, error) {
-	if err := w.send(w.t, b); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
