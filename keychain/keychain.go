@@ -149,10 +149,10 @@ func quoteAll(s []string) []string {
 // safePrefix shows at most the first 4 characters: enough to recognise a
 // pasted key of the wrong kind, never enough to matter.
 func safePrefix(s string) string {
-	if len(s) > 4 {
-		return s[:4] + "…"
+	if len(s) < 16 {
+		return "…" // too short to show any of it
 	}
-	return s
+	return s[:4] + "…"
 }
 
 // Mask shows a secret's well-known prefix and its last four characters,

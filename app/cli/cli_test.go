@@ -37,10 +37,12 @@ func TestCLIFlow(t *testing.T) {
 	env := daemontest.Start(t)
 	ws := filepath.Join(t.TempDir(), "foo.bar")
 	os.MkdirAll(ws, 0o700)
+	os.Chmod(ws, 0o777) // writable by the sandbox's agent user even when the test runs as root
 	ws, _ = filepath.EvalSymlinks(ws)
 	name := "shell-foo-bar"
 
-	if r := moat(t, "", "run", "-d", "-q", "shell", ws); r.code != 0 || r.out != "" || r.errOut != "" {
+	// -d prints the name (scripts read it); -q silences only the progress line.
+	if r := moat(t, "", "run", "-d", "-q", "shell", ws); r.code != 0 || r.out != name+"\n" || r.errOut != "" {
 		t.Fatalf("run -d -q: %+v", r)
 	}
 	r := moat(t, "", "ls")

@@ -129,7 +129,12 @@ func newLogoutCmd(g *globals) *cobra.Command {
 
 func (g *globals) loginStatus(kc *keychain.Keychain) error {
 	entries, err := kc.Status()
-	if err != nil {
+	if errors.Is(err, keychain.ErrUnavailable) {
+		// Still say what the environment provides; the keychain part is
+		// reported after the table.
+		entries, _ = keychain.NewWith(keychain.EmptyBackend{}, keychain.Service, os.Getenv).Status()
+		defer fmt.Fprintf(g.stderr, "moat: the keychain could not be read, so only the environment is shown: %v\n", err)
+	} else if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)

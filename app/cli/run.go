@@ -168,7 +168,13 @@ func (g *globals) runAgent(ctx context.Context, req sandbox.Request, agentArgs [
 	if res.Created && g.debug {
 		fmt.Fprintf(g.stderr, "moat: created sandbox %s\n", res.Sandbox.Name)
 	}
-	if s := res.Sandbox; !res.Created && !quiet &&
+	if res.Created {
+		if w := readOnlyForAgent(res.Sandbox.Workspace()); w != "" {
+			fmt.Fprintf(g.stderr, "moat: note: %s\n", w)
+		}
+	}
+	// Not progress: said even with -q.
+	if s := res.Sandbox; !res.Created &&
 		((req.CPUs != 0 && req.CPUs != s.CPUs) || (req.MemoryMiB != 0 && req.MemoryMiB != s.MemoryMiB) || (asked != "" && req.Template != s.Template)) {
 		fmt.Fprintf(g.stderr, "moat: note: sandbox %s exists; --template, --cpus and --memory apply only when a sandbox is created (use --name for another)\n", s.Name)
 	}
@@ -200,9 +206,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		return fmt.Errorf("template %q has no %q binary on PATH for user %s; sandbox %s is left running: install it with `moat exec -it -u root %s sh`, or remove the sandbox with `moat rm %s`", s.Template, ag.Binary, protocol.DefaultUser, s.Name, s.Name, s.Name)
 	}
 	if detach {
-		if !quiet {
-			fmt.Fprintln(g.stdout, s.Name)
-		}
+		fmt.Fprintln(g.stdout, s.Name) // -q silences progress only; scripts read the name
 		return nil
 	}
 	args := agentArgs

@@ -429,8 +429,8 @@ func TestSeedFlow(t *testing.T) {
 	if out := h.ok("exec", name, "cat", "/usr/local/bin/marker"); out != "persisted\n" {
 		t.Fatalf("marker after restart: %q", out)
 	}
-	if out := h.ok("run", "-d", "-q", name); out != "" {
-		t.Fatalf("run -d -q NAME printed %q", out)
+	if out := h.ok("run", "-d", "-q", name); out != name+"\n" {
+		t.Fatalf("run -d -q NAME printed %q, want the name", out)
 	}
 
 	// inspect and logs.
@@ -500,6 +500,7 @@ func TestClaudeWithoutBinary(t *testing.T) {
 	h := setup(t)
 	ws := filepath.Join(t.TempDir(), "proj")
 	os.MkdirAll(ws, 0o755)
+	os.Chmod(ws, 0o777) // no "belongs to root" note when the test runs as root
 	h.fails(`template "base" has no "claude" binary on PATH for user agent`, "run", "-q", "-t", "base", "claude", ws)
 	h.ok("rm", "claude-proj")
 	_ = fmt.Sprint

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/moatsandbox/moat/vmhost/agents"
@@ -164,6 +166,9 @@ func (g *Registry) Ensure(ctx context.Context, req Request) (*Record, bool, erro
 	if len(req.Workspaces) == 0 {
 		return nil, false, errors.New("a workspace is required")
 	}
+	if err := distinctWorkspaces(req.Workspaces); err != nil {
+		return nil, false, err
+	}
 	if req.Name != "" {
 		if err := ValidateName(req.Name); err != nil {
 			return nil, false, err
@@ -223,6 +228,13 @@ func (g *Registry) Ensure(ctx context.Context, req Request) (*Record, bool, erro
 		return match, false, nil
 	}
 	name := DefaultName(req.Agent, ws)
+	// A sandbox whose record cannot be read may be this workspace's: never
+	// create a second one silently beside it (its packages would seem lost).
+	for _, e := range entries {
+		if e.Record == nil && e.Name == name {
+			return nil, false, fmt.Errorf("%w; it may be the sandbox of %s, so none is created beside it (or pass --name to create another)", e.Err, ws)
+		}
+	}
 	if taken[name] {
 		name = name + "-" + Suffix(ws)
 		for i := 2; taken[name]; i++ {
@@ -306,6 +318,27 @@ func (g *Registry) Remove(ctx context.Context, name string) error {
 	os.Remove(g.L.Sandbox(name, "").Record())
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", name, err)
+	}
+	return nil
+}
+
+// distinctWorkspaces refuses a path listed twice, and one workspace inside
+// another: the later mount would hide or shadow the earlier (a project
+// listed again with :ro would silently become read-only).
+func distinctWorkspaces(ws []Workspace) error {
+	for i := range ws {
+		for j := range ws {
+			if i == j {
+				continue
+			}
+			a, b := ws[i].Path, ws[j].Path
+			if a == b && i < j {
+				return fmt.Errorf("workspace %s is listed twice; list each folder once (add :ro to make an extra workspace read-only)", a)
+			}
+			if a != b && strings.HasPrefix(a, strings.TrimSuffix(b, string(filepath.Separator))+string(filepath.Separator)) {
+				return fmt.Errorf("workspace %s is inside workspace %s; share the outer folder only", a, b)
+			}
+		}
 	}
 	return nil
 }

@@ -200,7 +200,37 @@ func TestUnreadableRecord(t *testing.T) {
 	if len(es) != 1 || es[0].Err == nil {
 		t.Fatalf("list: %+v", es)
 	}
+	// The workspace's sandbox might be the unreadable one: run must not
+	// quietly create a second sandbox beside it.
+	if _, _, err := g.Ensure(context.Background(), Request{Agent: "shell", Workspaces: []Workspace{a}, Reuse: true}); !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "moat rm -f shell-proj") {
+		t.Fatalf("ensure beside an unreadable record: %v", err)
+	}
+	if es, _ := g.List(); len(es) != 1 {
+		t.Fatalf("a second sandbox was created: %+v", es)
+	}
 	if err := g.Remove(context.Background(), r.Name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDuplicateAndNestedWorkspacesRefused(t *testing.T) {
+	g := newReg(t)
+	a := ws(t, "proj")
+	inner := filepath.Join(a.Path, "sub")
+	os.MkdirAll(inner, 0o700)
+	for _, c := range []struct {
+		ws   []Workspace
+		want string
+	}{
+		{[]Workspace{a, {Path: a.Path, ReadOnly: true}}, "listed twice"},
+		{[]Workspace{a, {Path: inner}}, "is inside workspace"},
+		{[]Workspace{{Path: inner}, a}, "is inside workspace"},
+	} {
+		if _, _, err := g.Ensure(context.Background(), Request{Agent: "shell", Workspaces: c.ws, Reuse: true}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.ws, err, c.want)
+		}
+	}
+	if es, _ := g.List(); len(es) != 0 {
+		t.Fatalf("refused requests created sandboxes: %+v", es)
 	}
 }

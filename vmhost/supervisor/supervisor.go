@@ -264,7 +264,7 @@ func (s *sup) boot(ctx context.Context) error {
 		MemoryMiB:  s.rec.MemoryMiB,
 		Workspaces: ws,
 		Network:    true,
-		AgentUID:   agentUID(),
+		AgentUID:   agentUID(primaryWorkspace(ws)),
 		RunDir:     s.paths.VMRunDir(),
 		ConsoleLog: s.paths.ConsoleLog(),
 		Progress: func(p string) {
@@ -405,11 +405,18 @@ func relayExec(ctx context.Context, conn *api.Conn, ag *agentclient.Client, req 
 	sendJSON(protocol.FrameExit, st)
 }
 
-// agentUID gives the guest's agent user the host user's uid, so workspace
-// files are the agent's; root (and Windows, uid -1) keep the default.
-func agentUID() uint32 {
+// agentUID gives the guest's agent user the host uid that owns the user's
+// files, so the agent can edit them: the caller's uid, or, when the caller is
+// root, the owner of the primary workspace. A root-owned workspace (and
+// Windows, uid -1) keeps the default, 1000.
+func agentUID(workspace string) uint32 {
 	if u := os.Getuid(); u > 0 {
 		return uint32(u)
+	}
+	if workspace != "" {
+		if u := fileOwner(workspace); u > 0 {
+			return u
+		}
 	}
 	return 0
 }
@@ -426,4 +433,11 @@ func (w *watchDriver) Start(ctx context.Context, spec driver.Spec) (driver.Machi
 		w.onStart(m)
 	}
 	return m, err
+}
+
+func primaryWorkspace(ws []vm.Workspace) string {
+	if len(ws) == 0 {
+		return ""
+	}
+	return ws[0].HostPath
 }
