@@ -132,7 +132,7 @@ func newStopCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "stop NAME...",
 		Short: "Stop sandboxes (their disks and state are kept)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  needNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -160,7 +160,7 @@ func newRmCmd(g *globals) *cobra.Command {
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
 		Short:   "Stop and remove sandboxes with their disks and state",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -186,7 +186,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect NAME...",
 		Short: "Print sandboxes as JSON",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  needNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -244,7 +244,7 @@ func newResetCmd(g *globals) *cobra.Command {
 	var force bool
 	c := &cobra.Command{
 		Use:   "reset",
-		Short: "Stop every sandbox and remove all of Moat's sandboxes and state",
+		Short: "Stop every sandbox and remove all sandboxes (templates and credentials stay)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
@@ -365,4 +365,12 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			return supervisor.Run(ctx, supervisor.Config{Layout: l, Name: args[0]})
 		},
 	}
+}
+
+// needNames asks for at least one sandbox name, saying where to find them.
+func needNames(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s needs at least one sandbox name; `moat ls` lists them", c.Name())
+	}
+	return nil
 }
