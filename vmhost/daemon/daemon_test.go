@@ -17,28 +17,8 @@ import (
 	"github.com/moatsandbox/moat/vmhost/protocol"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
 	"github.com/moatsandbox/moat/vmhost/state"
-	"github.com/moatsandbox/moat/vmhost/supervisor"
+	"github.com/moatsandbox/moat/vmhost/supervisor/supervisortest"
 )
-
-// inproc runs supervisors as goroutines with the fake driver.
-type inproc struct {
-	l      *state.Layout
-	d      *fakedriver.Driver
-	assets string
-	wg     sync.WaitGroup
-}
-
-func (x *inproc) Launch(name string) error {
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		supervisor.Run(context.Background(), supervisor.Config{
-			Layout: x.l, Name: name, Driver: x.d, Assets: fakedriver.Assets(x.assets), DataSize: 1 << 20,
-			Logf: func(string, ...any) {},
-		})
-	}()
-	return nil
-}
 
 type env struct {
 	t   *testing.T
@@ -49,7 +29,7 @@ type env struct {
 	ctx context.Context
 	// stopDaemon kills the daemon (not the supervisors).
 	stopDaemon func()
-	launcher   *inproc
+	launcher   *supervisortest.Launcher
 }
 
 // relayOnly makes test daemons relay exec sessions instead of handing them off.
@@ -87,7 +67,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { os.RemoveAll(rt) })
 	l, _ := state.New(home, filepath.Join(rt, "r"))
 	fd := &fakedriver.Driver{BootDelay: 50 * time.Millisecond}
-	la := &inproc{l: l, d: fd, assets: t.TempDir()}
+	la := &supervisortest.Launcher{L: l, Driver: fd, Assets: t.TempDir()}
 	c, stop := startDaemon(t, l, la)
 	ws := filepath.Join(t.TempDir(), "my.proj")
 	os.MkdirAll(ws, 0o700)
@@ -101,7 +81,7 @@ func newEnv(t *testing.T) *env {
 			}
 		}
 		e.stopDaemon()
-		la.wg.Wait()
+		la.Wait()
 	})
 	return e
 }

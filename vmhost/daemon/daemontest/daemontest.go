@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,28 +13,11 @@ import (
 	"github.com/moatsandbox/moat/vmhost/daemon"
 	"github.com/moatsandbox/moat/vmhost/driver/fakedriver"
 	"github.com/moatsandbox/moat/vmhost/state"
-	"github.com/moatsandbox/moat/vmhost/supervisor"
+	"github.com/moatsandbox/moat/vmhost/supervisor/supervisortest"
 )
 
-// Launcher runs supervisors as goroutines with a fake driver.
-type Launcher struct {
-	L      *state.Layout
-	Driver *fakedriver.Driver
-	Assets string
-	wg     sync.WaitGroup
-}
-
-func (x *Launcher) Launch(name string) error {
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		supervisor.Run(context.Background(), supervisor.Config{
-			Layout: x.L, Name: name, Driver: x.Driver, Assets: fakedriver.Assets(x.Assets), DataSize: 1 << 20,
-			Logf: func(string, ...any) {},
-		})
-	}()
-	return nil
-}
+// Launcher runs supervisors in-process with the fake driver.
+type Launcher = supervisortest.Launcher
 
 // Env is a running test daemon.
 type Env struct {
@@ -81,7 +63,7 @@ func Start(t testing.TB) *Env {
 		}
 		cancel()
 		<-done
-		la.wg.Wait()
+		la.Wait()
 		os.RemoveAll(rt)
 	})
 	return &Env{L: l, Driver: fd, Launcher: la, Client: c, Socket: l.DaemonSocket()}
