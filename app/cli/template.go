@@ -170,6 +170,23 @@ func shortDigest(d string) string {
 	return d
 }
 
+// storeOp runs one template store operation with progress shown, then
+// prints the resulting template's name and digest.
+func (g *globals) storeOp(quiet bool, op func(*template.Store, template.Progress) (*template.Template, error)) error {
+	st, err := templateStore()
+	if err != nil {
+		return err
+	}
+	pr := g.templateProgress(quiet)
+	t, err := op(st, pr)
+	pr.Wait()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "%s %s\n", t.Name, shortDigest(t.Digest))
+	return nil
+}
+
 func newTemplatePullCmd(g *globals) *cobra.Command {
 	var quiet bool
 	c := &cobra.Command{
@@ -177,18 +194,9 @@ func newTemplatePullCmd(g *globals) *cobra.Command {
 		Short: "Pull an image from a registry (again) and make it a template",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := templateStore()
-			if err != nil {
-				return err
-			}
-			pr := g.templateProgress(quiet)
-			t, err := st.Pull(c.Context(), args[0], template.ResolveOptions{Progress: pr})
-			pr.Wait()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", t.Name, shortDigest(t.Digest))
-			return nil
+			return g.storeOp(quiet, func(st *template.Store, pr template.Progress) (*template.Template, error) {
+				return st.Pull(c.Context(), args[0], template.ResolveOptions{Progress: pr})
+			})
 		},
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not show progress")
@@ -203,18 +211,9 @@ func newTemplateLoadCmd(g *globals) *cobra.Command {
 		Short: "Make a template of an OCI image layout directory or an OCI / docker-save archive",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := templateStore()
-			if err != nil {
-				return err
-			}
-			pr := g.templateProgress(quiet)
-			t, err := st.Load(c.Context(), args[0], name, pr)
-			pr.Wait()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", t.Name, shortDigest(t.Digest))
-			return nil
+			return g.storeOp(quiet, func(st *template.Store, pr template.Progress) (*template.Template, error) {
+				return st.Load(c.Context(), args[0], name, pr)
+			})
 		},
 	}
 	c.Flags().StringVar(&name, "name", "", "template name (default: the image's tag, or the file name)")
