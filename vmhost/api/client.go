@@ -42,19 +42,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://moat"+path, rd)
+	resp, err := c.open(ctx, method, path, rd)
 	if err != nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the moat daemon at %s: %w", c.Socket, err)
-	}
-	if resp.StatusCode >= 300 {
-		return readError(resp)
 	}
 	defer resp.Body.Close()
 	if out == nil {
@@ -65,6 +55,26 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("bad answer from the moat daemon: %w", err)
 	}
 	return nil
+}
+
+// open sends one request and returns the response of a successful status;
+// transport failures and daemon errors become errors that say which.
+func (c *Client) open(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://moat"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the moat daemon at %s: %w", c.Socket, err)
+	}
+	if resp.StatusCode >= 300 {
+		return nil, readError(resp)
+	}
+	return resp, nil
 }
 
 func sbPath(name string, rest string) string {
@@ -134,16 +144,9 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // Start starts a sandbox and waits until it runs, calling progress with
 // each boot phase.
 func (c *Client) Start(ctx context.Context, name string, progress func(phase string)) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://moat"+sbPath(name, "/start"), nil)
+	resp, err := c.open(ctx, http.MethodPost, sbPath(name, "/start"), nil)
 	if err != nil {
 		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the moat daemon at %s: %w", c.Socket, err)
-	}
-	if resp.StatusCode >= 300 {
-		return readError(resp)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -188,32 +191,18 @@ func (c *Client) Logs(ctx context.Context, name string, follow bool) (io.ReadClo
 	if follow {
 		q = "?follow=1"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://moat"+sbPath(name, "/logs"+q), nil)
+	resp, err := c.open(ctx, http.MethodGet, sbPath(name, "/logs"+q), nil)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the moat daemon at %s: %w", c.Socket, err)
-	}
-	if resp.StatusCode >= 300 {
-		return nil, readError(resp)
 	}
 	return resp.Body, nil
 }
 
 // Events calls fn for every event until ctx ends or fn returns false.
 func (c *Client) Events(ctx context.Context, fn func(Event) bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://moat/v1/events", nil)
+	resp, err := c.open(ctx, http.MethodGet, "/v1/events", nil)
 	if err != nil {
 		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the moat daemon at %s: %w", c.Socket, err)
-	}
-	if resp.StatusCode >= 300 {
-		return readError(resp)
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
