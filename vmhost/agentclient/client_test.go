@@ -5,6 +5,7 @@ package agentclient
 import (
 	"bytes"
 	"context"
+	"github.com/moatsandbox/moat/internal/testlog"
 	"io"
 	"net"
 	"os"
@@ -25,7 +26,7 @@ import (
 func newPair(t *testing.T) *Client {
 	t.Helper()
 	guestEnd, hostEnd := net.Pipe()
-	srv := &server.Server{Reaper: reaper.Default(), Root: "/", AgentVersion: "test", Kernel: "k", Logf: t.Logf}
+	srv := &server.Server{Reaper: reaper.Default(), Root: "/", AgentVersion: "test", Kernel: "k", Logf: testlog.Func(t)}
 	go srv.ServeConn(guestEnd)
 	c, err := New(hostEnd)
 	if err != nil {

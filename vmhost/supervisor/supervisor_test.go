@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/moatsandbox/moat/internal/testlog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestRunExecStop(t *testing.T) {
 	l, r, p := setup(t)
 	fd := &fakedriver.Driver{BootDelay: 100 * time.Millisecond}
 	done := make(chan error, 1)
-	cfg := Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: t.Logf}
+	cfg := Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: testlog.Func(t)}
 	go func() { done <- Run(context.Background(), cfg) }()
 	c := NewClient(p.SupervisorSocket())
 	st := waitState(t, c, Running)
@@ -101,7 +102,7 @@ func TestRunExecStop(t *testing.T) {
 func TestBootFailureRecorded(t *testing.T) {
 	l, r, p := setup(t)
 	fd := &fakedriver.Driver{FailBoot: errors.New("no hypervisor here")}
-	err := Run(context.Background(), Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: t.Logf})
+	err := Run(context.Background(), Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: testlog.Func(t)})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -115,8 +116,9 @@ func TestStopDuringBoot(t *testing.T) {
 	l, r, p := setup(t)
 	fd := &fakedriver.Driver{BootDelay: 10 * time.Second}
 	done := make(chan error, 1)
+	cfg := Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: testlog.Func(t)}
 	go func() {
-		done <- Run(context.Background(), Config{Layout: l, Name: r.Name, Driver: fd, Assets: fakedriver.Assets(t.TempDir()), DataSize: 1 << 20, Logf: t.Logf})
+		done <- Run(context.Background(), cfg)
 	}()
 	c := NewClient(p.SupervisorSocket())
 	st := waitState(t, c, Starting)

@@ -4,6 +4,7 @@ package server
 
 import (
 	"bytes"
+	"github.com/moatsandbox/moat/internal/testlog"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ func newHarness(t *testing.T, mod func(*Server)) *harness {
 		Root:         "/",
 		AgentVersion: "test",
 		Kernel:       "test-kernel",
-		Logf:         t.Logf,
+		Logf:         testlog.Func(t),
 	}
 	h.srv.Config = ConfigFunc(func(cfg *protocol.Config, tm *protocol.Timings) error {
 		h.configs.Add(1)
