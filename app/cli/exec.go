@@ -30,6 +30,10 @@ func newExecCmd(g *globals) *cobra.Command {
 				return usageError(c, "exec needs a sandbox name and a command")
 			}
 			name, argv := args[0], args[1:]
+			if _, inTTY := isTerminal(g.stdin); tty && interactive && !inTTY {
+				// A terminal would echo piped input back and turn \n into \r\n.
+				return usageError(c, "-t needs a terminal on stdin, and stdin is a pipe or file; use -i alone to pipe input")
+			}
 			env, err := buildEnv(envs, envFiles)
 			if err != nil {
 				return err
@@ -49,7 +53,7 @@ func newExecCmd(g *globals) *cobra.Command {
 			switch s.Status {
 			case api.StatusRunning:
 			case api.StatusError:
-				return fmt.Errorf("sandbox %s is not running (its last start failed: %s); start it with `moat run %s`", name, firstLine(s.Reason, 200), name)
+				return fmt.Errorf("sandbox %s is not running (%s); start it again with `moat run %s`", name, firstLine(s.Reason, 200), name)
 			default:
 				return fmt.Errorf("sandbox %s is %s; start it with `moat run %s`", name, s.Status, name)
 			}

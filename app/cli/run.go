@@ -58,9 +58,12 @@ func parseMemory(s string) (int, error) {
 }
 
 // request builds a create request from AGENT WORKSPACE EXTRA... .
-func (f *createFlags) request(agent string, wsArgs []string, agentArgs []string) (sandbox.Request, error) {
+func (f *createFlags) request(c *cobra.Command, agent string, wsArgs []string, agentArgs []string) (sandbox.Request, error) {
 	if _, err := agents.Lookup(agent); err != nil {
 		return sandbox.Request{}, err
+	}
+	if c.Flags().Changed("name") && f.name == "" {
+		return sandbox.Request{}, usageError(c, "--name is empty: give a name, or leave --name out for the default <agent>-<folder>")
 	}
 	if f.name != "" {
 		if err := sandbox.ValidateName(f.name); err != nil {
@@ -117,7 +120,7 @@ Arguments after -- go to the agent (claude gets --dangerously-skip-permissions b
 			}
 			ctx := c.Context()
 			if _, err := agents.Lookup(pos[0]); err == nil {
-				req, err := f.request(pos[0], pos[1:], agentArgs)
+				req, err := f.request(c, pos[0], pos[1:], agentArgs)
 				if err != nil {
 					return err
 				}
@@ -127,8 +130,7 @@ Arguments after -- go to the agent (claude gets --dangerously-skip-permissions b
 			// run NAME
 			name := pos[0]
 			if len(pos) > 1 {
-				_, err := agents.Lookup(name)
-				return usageError(c, "%v; `run NAME` (an existing sandbox) takes no workspaces", err)
+				return usageError(c, "%q is not an agent (agents: %s); `moat run NAME` starts an existing sandbox and takes no workspace", name, strings.Join(agents.Names(), ", "))
 			}
 			if f.name != "" || f.template != "" || f.cpus != 0 || f.memory != "" {
 				return usageError(c, "--name, --template, --cpus and --memory apply when creating a sandbox; %s exists already or is not an agent", name)
@@ -190,9 +192,17 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 	if s.Status != api.StatusRunning {
 		pr.Phase("starting")
 	}
-	err = cl.Start(ctx, s.Name, pr.Phase)
+	startCtx, interrupted, stopWatching := watchInterrupt(ctx)
+	err = cl.Start(startCtx, s.Name, pr.Phase)
+	stopWatching()
 	if err != nil {
 		pr.Done()
+		if interrupted() {
+			// The supervisor is the daemon's, not this process's: the boot
+			// goes on. Say where things stand rather than vanish.
+			fmt.Fprintf(g.stderr, "moat: interrupted; sandbox %s goes on starting in the background: `moat run %s` attaches to it, `moat stop %s` stops it\n", s.Name, s.Name, s.Name)
+			return exitError{130}
+		}
 		return err
 	}
 	pr.Phase("checking for " + ag.Binary)
@@ -306,7 +316,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 			if len(args) < 2 {
 				return usageError(c, "create needs an agent (%s) and a workspace", strings.Join(agents.Names(), ", "))
 			}
-			req, err := f.request(args[0], args[1:], nil)
+			req, err := f.request(c, args[0], args[1:], nil)
 			if err != nil {
 				return err
 			}
