@@ -270,8 +270,12 @@ func (g *globals) credentials(ag agents.Agent) []string {
 		// Say so when it matters: the agent needs a credential and the
 		// environment has none (headless machines without a keyring that
 		// pass keys by environment stay quiet).
-		if g.debug || (len(c.Env) == 0 && !ag.AllCredentials && len(ag.CredentialEnv) > 0) {
+		switch {
+		case g.debug:
 			fmt.Fprintf(g.stderr, "moat: %v; %s starts without stored credentials\n", err, ag.Name)
+		case len(c.Env) == 0 && !ag.AllCredentials && len(ag.CredentialEnv) > 0:
+			// One short line on every run; `moat login --status` explains.
+			fmt.Fprintf(g.stderr, "moat: note: no keychain to read credentials from and %s is not set; %s starts without them (`moat login --status` says why)\n", strings.Join(ag.CredentialEnv, " or "), ag.Name)
 		}
 	}
 	if g.debug {

@@ -506,6 +506,36 @@ func TestClaudeWithoutBinary(t *testing.T) {
 	_ = fmt.Sprint
 }
 
+// Ctrl-C while `moat run` is still booting the sandbox ends the client with
+// 130 and a message, not silently; the boot goes on and the next run reuses it.
+func TestInterruptDuringBoot(t *testing.T) {
+	h := setup(t)
+	ws := filepath.Join(t.TempDir(), "proj")
+	os.MkdirAll(ws, 0o755)
+	tm := h.startPTY("run", "shell", ws)
+	tm.waitFor("shell-proj: starting", 0, time.Minute)
+	tm.send("\x03")
+	if code := tm.wait(30 * time.Second); code != 130 {
+		t.Fatalf("exit %d after Ctrl-C; output:\n%s", code, tm.output())
+	}
+	if o := tm.output(); !strings.Contains(o, "sandbox shell-proj goes on starting in the background") || strings.Contains(o, "goroutine") {
+		t.Fatalf("output after Ctrl-C:\n%s", o)
+	}
+	if st := h.status("shell-proj"); !strings.HasPrefix(st, "starting") && !strings.HasPrefix(st, "running") {
+		t.Fatalf("after Ctrl-C the sandbox is %q", st)
+	}
+	if out := h.ok("run", "-d", "-q", "shell-proj"); out != "shell-proj\n" {
+		t.Fatalf("run -d after Ctrl-C: %q", out)
+	}
+	if out := h.ok("exec", "shell-proj", "echo", "up"); out != "up\n" {
+		t.Fatalf("exec: %q", out)
+	}
+	b, _ := os.ReadFile(filepath.Join(h.home, "sandboxes", "shell-proj", "supervisor.log"))
+	if n := strings.Count(string(b), "phase: booting"); n != 1 {
+		t.Fatalf("%d boots:\n%s", n, b)
+	}
+}
+
 // Ten concurrent `moat run` on one workspace, on a fresh state directory
 // (so they also race to auto-start the daemon): exactly one sandbox, one VM.
 func TestConcurrentRun(t *testing.T) {
