@@ -73,8 +73,7 @@ func newExecCmd(g *globals) *cobra.Command {
 				// -e and --env-file entries override credentials.
 				env = mergeEnv(g.credentials(ag), env)
 			}
-			// The template image's env (PATH...) first; everything above wins.
-			env = mergeEnv(templateEnv(s.Template), env)
+			// The daemon puts the template image's env (PATH...) under these.
 			req := api.ExecRequest{Argv: argv, Env: env, Dir: dir, User: user, TTY: tty, Stdin: interactive}
 			code, err := g.attach(ctx, cl, name, req)
 			if err != nil {
@@ -153,21 +152,4 @@ func redactValue(kv string) string {
 		return k + "=…"
 	}
 	return kv
-}
-
-// mergeEnv appends over to base, a later KEY replacing an earlier one
-// (getenv takes the first match, so duplicates must not reach the guest).
-func mergeEnv(base, over []string) []string {
-	seen := map[string]int{}
-	var out []string
-	for _, kv := range append(append([]string(nil), base...), over...) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := seen[k]; ok {
-			out[i] = kv
-			continue
-		}
-		seen[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
 }

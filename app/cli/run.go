@@ -206,8 +206,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		return err
 	}
 	pr.Phase("checking for " + ag.Binary)
-	tenv := templateEnv(s.Template)
-	st, err := g.runQuiet(ctx, cl, s.Name, api.ExecRequest{Argv: ag.ProbeArgv(), Env: tenv})
+	st, err := g.runQuiet(ctx, cl, s.Name, api.ExecRequest{Argv: ag.ProbeArgv()})
 	pr.Done()
 	if err != nil {
 		return err
@@ -230,7 +229,7 @@ func (g *globals) startAndAttach(ctx context.Context, cl *api.Client, s *api.San
 		Dir:   s.Workspace(),
 		TTY:   inTTY && outTTY,
 		Stdin: true,
-		Env:   mergeEnv(tenv, g.agentEnv(ag, inTTY && outTTY)),
+		Env:   g.agentEnv(ag, inTTY && outTTY), // the daemon adds the image's env under it
 	}
 	code, err := g.attach(ctx, cl, s.Name, req)
 	if err != nil {

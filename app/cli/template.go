@@ -101,22 +101,8 @@ func (g *globals) resolveTemplate(ctx context.Context, cl *api.Client, req *sand
 	return nil
 }
 
-// templateEnv is the image's environment for execs in a sandbox (PATH and
-// the like; credentials and the user's -e values come after and win).
-func templateEnv(name string) []string {
-	if name == "" || name == agents.BaseTemplate {
-		return nil
-	}
-	st, err := templateStore()
-	if err != nil {
-		return nil
-	}
-	t, err := st.Get(name)
-	if err != nil {
-		return nil
-	}
-	return t.Env
-}
+// mergeEnv appends over to base, a later KEY replacing an earlier one.
+var mergeEnv = template.MergeEnv
 
 func newTemplateCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{

@@ -5,6 +5,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/template"
 )
 
 // busyboxLayout writes an OCI image layout: Debian's static busybox, an
@@ -119,5 +123,26 @@ func TestTemplates(t *testing.T) {
 	// The first sandbox is untouched by all of this.
 	if got := h.ok("exec", name, "cat", "/home/agent/saved.txt"); got != "made-before-save\n" {
 		t.Fatalf("first sandbox after rm of the other: %q", got)
+	}
+
+	// `template rm -f` of a template in use: the sandbox keeps its image and
+	// the image's env; removing the sandbox then frees the image's disk.
+	var sbs []api.Sandbox
+	if err := json.Unmarshal([]byte(h.ok("inspect", name)), &sbs); err != nil || len(sbs) != 1 || sbs[0].TemplateDigest == "" {
+		t.Fatalf("inspect: %v %+v", err, sbs)
+	}
+	sb := sbs[0]
+	imgDir := template.Open(filepath.Join(h.home, "templates")).ImageDir(sb.TemplateDigest)
+	h.fails("used by sandbox "+name, "template", "rm", sb.Template)
+	h.ok("template", "rm", "-f", sb.Template)
+	if _, err := os.Stat(imgDir); err != nil {
+		t.Fatalf("template rm -f took the image of a sandbox that uses it: %v", err)
+	}
+	if got := h.ok("exec", name, "sh", "-c", "echo $MOAT_IMG; claude --version"); got != "e2e\nfake-claude --version\n" {
+		t.Fatalf("exec after template rm -f: %q", got)
+	}
+	h.ok("rm", "-f", name)
+	if _, err := os.Stat(imgDir); !os.IsNotExist(err) {
+		t.Fatalf("the image of the last sandbox using it is still there after moat rm: %v", err)
 	}
 }

@@ -445,8 +445,38 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 		return err
 	}
 	d.Logf("removed sandbox %s", name)
+	if r != nil && r.TemplateDigest != "" {
+		d.collectImages(ctx)
+	}
 	d.kick()
 	return nil
+}
+
+// collectImages deletes template images that neither a name nor a sandbox
+// uses any more: what `moat template rm -f` left for the sandbox just
+// removed. Nothing is collected while a record is unreadable (it may use
+// one).
+func (d *Daemon) collectImages(ctx context.Context) {
+	es, err := d.reg.List()
+	if err != nil {
+		return
+	}
+	users := map[string][]string{}
+	for _, e := range es {
+		if e.Err != nil {
+			return
+		}
+		if dg := e.Record.TemplateDigest; dg != "" {
+			users[dg] = append(users[dg], e.Name)
+		}
+	}
+	removed, err := template.Open(d.L.TemplatesDir()).GC(ctx, func(dg string) []string { return users[dg] })
+	if err != nil {
+		d.Logf("template store clean-up: %v", err)
+	}
+	for _, dg := range removed {
+		d.Logf("removed template image %s: no name and no sandbox uses it", dg)
+	}
 }
 
 func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (io.ReadWriteCloser, error) {
@@ -460,6 +490,9 @@ func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (io
 	if st != api.StatusRunning {
 		return nil, fmt.Errorf("%w: sandbox %s is %s; start it with `moat run %s`", api.ErrNotRunning, name, st, name)
 	}
+	if req, err = d.withImage(r, req); err != nil {
+		return nil, err
+	}
 	conn, err := supervisor.NewClient(p.SupervisorSocket()).Exec(ctx, req)
 	if err != nil {
 		var ae *api.Error
@@ -469,6 +502,26 @@ func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (io
 		return nil, fmt.Errorf("sandbox %s: cannot reach its supervisor: %w", name, err)
 	}
 	return conn, nil
+}
+
+// withImage puts the template image's environment (its config Env: PATH
+// and the rest) under the request's, so every client (CLI, app) gets the
+// same. It is read by digest: the image a sandbox was made from stays in the
+// store while the sandbox exists, even after `moat template rm -f`.
+//
+// The image's User and WorkingDir are not applied: the agent runs as the
+// sandbox's non-root `agent` user (whose uid follows the workspace owner),
+// in the workspace.
+func (d *Daemon) withImage(r *sandbox.Record, req api.ExecRequest) (api.ExecRequest, error) {
+	if r.TemplateDigest == "" {
+		return req, nil
+	}
+	im, err := template.Open(d.L.TemplatesDir()).Image(r.TemplateDigest)
+	if err != nil {
+		return req, fmt.Errorf("sandbox %s: %w; load or pull template %q again, or remove the sandbox with `moat rm %s`", r.Name, err, r.Template, r.Name)
+	}
+	req.Env = im.ExecEnv(req.Env)
+	return req, nil
 }
 
 // HandOff gives an exec client's connection to the sandbox's supervisor,
@@ -483,6 +536,9 @@ func (d *Daemon) HandOff(ctx context.Context, name string, req api.ExecRequest, 
 	st, _, _ := d.derive(ctx, p)
 	if st != api.StatusRunning {
 		return false, fmt.Errorf("%w: sandbox %s is %s; start it with `moat run %s`", api.ErrNotRunning, name, st, name)
+	}
+	if req, err = d.withImage(r, req); err != nil {
+		return false, err
 	}
 	if d.NoHandoff {
 		return false, nil

@@ -179,6 +179,40 @@ func (s *Store) loadImage(digest string) (*Image, bool) {
 	return &im, true
 }
 
+// Image returns what the store knows about the image with this config
+// digest, named or not (a sandbox keeps its image after `template rm -f`).
+func (s *Store) Image(digest string) (*Image, error) {
+	im, ok := s.loadImage(digest)
+	if !ok {
+		return nil, fmt.Errorf("image %s is missing or incomplete in the template store %s", digest, s.Dir)
+	}
+	return im, nil
+}
+
+// ExecEnv is env over the image's environment: the image's entries (PATH
+// and the rest of its config Env) first, a later KEY replacing an earlier
+// one, so each key appears once.
+func (im *Image) ExecEnv(env []string) []string {
+	return MergeEnv(im.Env, env)
+}
+
+// MergeEnv appends over to base, a later KEY replacing an earlier one
+// (getenv takes the first match, so duplicates must not reach the guest).
+func MergeEnv(base, over []string) []string {
+	seen := map[string]int{}
+	var out []string
+	for _, kv := range append(append([]string(nil), base...), over...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := seen[k]; ok {
+			out[i] = kv
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
 func (s *Store) template(name string, e nameEntry) (*Template, bool) {
 	im, ok := s.loadImage(e.Digest)
 	if !ok {
