@@ -64,12 +64,16 @@ type Mount struct {
 	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
-// Network is a static IPv4 configuration for eth0.
+// Network is the IPv4 configuration of eth0: static, or by DHCP.
 type Network struct {
-	Interface string   `json:"interface"` // usually "eth0"
-	Address   string   `json:"address"`   // CIDR, e.g. 10.0.2.15/24
+	Interface string   `json:"interface"`         // usually "eth0"
+	Address   string   `json:"address,omitempty"` // CIDR, e.g. 10.0.2.15/24; empty with DHCP
 	Gateway   string   `json:"gateway,omitempty"`
 	DNS       []string `json:"dns,omitempty"`
+	// DHCP asks the guest to lease its address, gateway and DNS servers
+	// (Apple's vmnet NAT hands them out that way); Address, Gateway and DNS
+	// are then ignored. The guest renews the lease while it runs.
+	DHCP bool `json:"dhcp,omitempty"`
 }
 
 // Ready answers Hello: the guest is up, configured, and serving execs.

@@ -119,10 +119,11 @@ func (d vzDriver) Start(ctx context.Context, spec driver.Spec) (driver.Machine, 
 	}
 	cfg.SetDirectorySharingDevicesVirtualMachineConfiguration(shares)
 
-	// NAT network. The guest needs DHCP on vmnet's NAT, which the guest agent
-	// does not do yet: see docs/platforms.md (planned: gvisor-tap-vsock with a
-	// static address, as on QEMU's user network).
+	// NAT network: vmnet's NAT hands out addresses by DHCP, so the guest
+	// leases its own (the guest's DHCP client is exercised under QEMU's
+	// user network; on vmnet it has not run: docs/platforms.md).
 	if spec.Network {
+		layout.Network = &protocol.Network{Interface: "eth0", DHCP: true}
 		nat, err := vzlib.NewNATNetworkDeviceAttachment()
 		if err != nil {
 			return nil, err

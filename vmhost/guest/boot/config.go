@@ -3,6 +3,7 @@
 package boot
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,7 +111,16 @@ func (a *Agent) Configure(cfg *protocol.Config, t *protocol.Timings) error {
 	if err := netcfg.Loopback(); err != nil {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
-	if n := cfg.Network; n != nil {
+	if n := cfg.Network; n != nil && n.DHCP {
+		// Not fatal: a sandbox without network still serves its workspace.
+		l, err := netcfg.ConfigureDHCP(context.Background(), "/", n, cfg.Hostname, 15*time.Second)
+		if err != nil {
+			a.Log.Printf("network: %v; the sandbox has no network", err)
+		} else {
+			a.Log.Printf("network %s %s via %s (DHCP from %s, lease %v) ready in %.0fms", n.Interface, l.Address, l.Router, l.Server, l.Duration, clockMS()-start)
+			go netcfg.MaintainLease(context.Background(), "/", n, cfg.Hostname, l, a.Log.Printf)
+		}
+	} else if n != nil {
 		if err := netcfg.Configure("/", n); err != nil {
 			return fmt.Errorf("network: %w", err)
 		}

@@ -6,6 +6,7 @@
 package netcfg
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moatsandbox/moat/vmhost/guest/dhcp"
 	"github.com/moatsandbox/moat/vmhost/protocol"
 )
 
@@ -214,6 +216,87 @@ func Configure(root string, n *protocol.Network) error {
 		}
 	}
 	return nil
+}
+
+// ConfigureDHCP brings up n.Interface, leases an address by DHCP (waiting
+// up to timeout) and applies it: address, default route, resolv.conf.
+func ConfigureDHCP(ctx context.Context, root string, n *protocol.Network, hostname string, timeout time.Duration) (*dhcp.Lease, error) {
+	name := ifName(n)
+	if err := WaitInterface(name, 3*time.Second); err != nil {
+		return nil, err
+	}
+	if err := Up(name); err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	l, err := dhcp.Acquire(actx, name, hostname)
+	if err != nil {
+		return nil, err
+	}
+	return l, applyLease(root, name, l)
+}
+
+func applyLease(root, name string, l *dhcp.Lease) error {
+	if err := SetAddr(name, l.Address); err != nil {
+		return err
+	}
+	if l.Router.IsValid() {
+		if err := AddDefaultRoute(name, l.Router); err != nil {
+			return err
+		}
+	}
+	if len(l.DNS) > 0 {
+		var dns []string
+		for _, d := range l.DNS {
+			dns = append(dns, d.String())
+		}
+		return WriteResolvConf(root, dns)
+	}
+	return nil
+}
+
+// MaintainLease renews l at its renewal time until ctx ends, applying what
+// the server answers; when renewal fails or is refused it leases afresh.
+// It logs each change through logf.
+func MaintainLease(ctx context.Context, root string, n *protocol.Network, hostname string, l *dhcp.Lease, logf func(string, ...any)) {
+	name := ifName(n)
+	for l.Duration > 0 {
+		wait := l.RenewAt
+		if wait < 10*time.Second {
+			wait = 10 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		nl, err := dhcp.Renew(ctx, name, hostname, l)
+		if err != nil {
+			logf("network: %v; leasing again", err)
+			actx, cancel := context.WithTimeout(ctx, time.Minute)
+			nl, err = dhcp.Acquire(actx, name, hostname)
+			cancel()
+			if err != nil {
+				logf("network: %v; keeping %s", err, l.Address)
+				continue
+			}
+		}
+		if nl.Address != l.Address || nl.Router != l.Router {
+			logf("network: lease changed from %s to %s via %s", l.Address, nl.Address, nl.Router)
+		}
+		if err := applyLease(root, name, nl); err != nil {
+			logf("network: apply lease %s: %v", nl.Address, err)
+		}
+		l = nl
+	}
+}
+
+func ifName(n *protocol.Network) string {
+	if n.Interface == "" {
+		return "eth0"
+	}
+	return n.Interface
 }
 
 // Loopback brings lo up (the kernel assigns 127.0.0.1/8 itself).
