@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/moatsandbox/moat/vmhost/agents"
 )
@@ -55,10 +58,19 @@ func Suffix(workspace string) string {
 	return hex.EncodeToString(s[:3])
 }
 
+// latinFold maps letters that do not decompose into a base letter plus marks.
+var latinFold = strings.NewReplacer("ß", "ss", "æ", "ae", "œ", "oe", "ø", "o", "đ", "d", "ł", "l", "þ", "th", "ð", "d", "ı", "i")
+
+// sanitize keeps [a-z0-9_] and folds accented Latin letters to their base
+// ("Café Über" → "cafe-uber"); anything else becomes one dash.
 func sanitize(s string) string {
 	var b strings.Builder
 	dash := false
-	for _, r := range strings.ToLower(s) {
+	folded := latinFold.Replace(norm.NFD.String(strings.ToLower(s)))
+	for _, r := range folded {
+		if unicode.Is(unicode.Mn, r) { // a combining mark left by NFD
+			continue
+		}
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
 			b.WriteRune(r)

@@ -18,7 +18,9 @@ func TestDefaultName(t *testing.T) {
 		{"/home/a/foo.bar", "shell-foo-bar"},
 		{"/home/a/My Project", "shell-my-project"},
 		{"/home/a/.hidden", "shell-hidden"},
-		{"/home/a/café_ü", "shell-caf"},
+		{"/home/a/café_ü", "shell-cafe_u"},
+		{"/home/a/Straße Øl Ça va", "shell-strasse-ol-ca-va"},
+		{"/home/a/naïve-résumé", "shell-naive-resume"},
 		{"/home/a/日本語", "shell-ws-" + Suffix("/home/a/日本語")},
 		{"/home/a/" + strings.Repeat("x", 100), "shell-" + strings.Repeat("x", MaxNameLen-7-6)},
 	} {
