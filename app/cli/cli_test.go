@@ -116,7 +116,9 @@ func TestCLIFlow(t *testing.T) {
 }
 
 func TestCLIBadInput(t *testing.T) {
-	daemontest.Start(t)
+	env := daemontest.Start(t)
+	stateDir := env.L.Home
+	os.MkdirAll(filepath.Join(stateDir, "sandboxes"), 0o700)
 	ws := t.TempDir()
 	f := filepath.Join(ws, "file")
 	os.WriteFile(f, nil, 0o600)
@@ -145,6 +147,9 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"inspect", "ghost"}, `no sandbox named "ghost"`},
 		{[]string{"logs", "ghost"}, `no sandbox named "ghost"`},
 		{[]string{"reset"}, "pass -f"},
+		{[]string{"create", "shell", stateDir}, "is inside moat's state directory"},
+		{[]string{"create", "shell", filepath.Join(stateDir, "sandboxes")}, "is inside moat's state directory"},
+		{[]string{"create", "--force", "shell", filepath.Dir(stateDir)}, "contains moat's state directory"},
 		{[]string{"ls", "--bogus"}, "unknown flag"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {

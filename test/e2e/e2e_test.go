@@ -477,6 +477,11 @@ func TestBadInput(t *testing.T) {
 	h.fails(`no sandbox named "ghost"`, "exec", "ghost", "true")
 	h.fails(`no sandbox named "ghost"`, "stop", "ghost")
 	h.fails("pass -f", "reset")
+	// moat's own files are out of every sandbox's reach: a sandbox that
+	// could write its state could rewrite another's record.
+	h.fails("is inside moat's state directory", "create", "shell", h.home)
+	h.fails("contains moat's state directory", "run", "-d", "shell", filepath.Dir(h.home))
+	h.fails("contains moat's binary", "create", "shell", filepath.Dir(h.bin))
 	if out := h.ok("ls", "-q"); out != "" {
 		t.Fatalf("bad input created %q", out)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/moatsandbox/moat/vmhost/agents"
 	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/assets"
 	"github.com/moatsandbox/moat/vmhost/driver"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
 	"github.com/moatsandbox/moat/vmhost/state"
@@ -243,6 +244,9 @@ func (d *Daemon) Create(ctx context.Context, req sandbox.Request) (*api.CreateRe
 			return nil, api.Invalid(err)
 		}
 		req.Workspaces[i].Path = p
+		if err := sandbox.CheckProtected(req.Workspaces[i], req.Force, d.protected()); err != nil {
+			return nil, api.Invalid(err)
+		}
 	}
 	if ag, _ := agents.Lookup(req.Agent); req.Template == "" && ag.Template != agents.BaseTemplate {
 		// A client that did not resolve the template (the app): the agent's
@@ -275,6 +279,16 @@ func (d *Daemon) Create(ctx context.Context, req sandbox.Request) (*api.CreateRe
 	}
 	d.kick()
 	return &api.CreateResult{Sandbox: d.view(ctx, r), Created: created}, nil
+}
+
+// protected is what no workspace may contain or sit in (see
+// sandbox.Protected).
+func (d *Daemon) protected() []sandbox.Protected {
+	dir := ""
+	if set, err := assets.Find(""); err == nil {
+		dir = set.Dir
+	}
+	return sandbox.ProtectedPaths(d.L.Home, d.L.Runtime, dir)
 }
 
 func (d *Daemon) opLock(ctx context.Context, p state.Sandbox) (*state.Lock, error) {

@@ -45,6 +45,9 @@ type Record struct {
 	CreatedAt      time.Time   `json:"created_at"`
 	// NamedByUser is true when --name chose the name.
 	NamedByUser bool `json:"named_by_user,omitempty"`
+	// Force records --force: the filesystem root or home directory, or a
+	// read-only folder holding moat's own files, was shared on purpose.
+	Force bool `json:"force,omitempty"`
 }
 
 // Workspace returns the primary workspace path.
@@ -272,6 +275,7 @@ func (g *Registry) create(req Request, name string, ag agents.Agent) (*Record, b
 		MemoryMiB:      req.MemoryMiB,
 		CreatedAt:      time.Now().UTC().Truncate(time.Second),
 		NamedByUser:    req.Name != "",
+		Force:          req.Force,
 	}
 	if r.Template == "" {
 		r.Template = ag.Template

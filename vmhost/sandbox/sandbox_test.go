@@ -236,3 +236,28 @@ func TestDuplicateAndNestedWorkspacesRefused(t *testing.T) {
 		t.Fatalf("refused requests created sandboxes: %+v", es)
 	}
 }
+
+func TestCheckProtected(t *testing.T) {
+	prot := []Protected{{Path: "/home/u/.local/state/moat", What: "state directory"}, {Path: "/opt/moat/bin/moat", What: "binary"}}
+	for _, c := range []struct {
+		w     Workspace
+		force bool
+		want  string // "" = allowed
+	}{
+		{Workspace{Path: "/home/u/proj"}, false, ""},
+		{Workspace{Path: "/home/u/.local/state/moatx"}, false, ""}, // a sibling with a common prefix
+		{Workspace{Path: "/home/u/.local/state/moat"}, false, "is inside moat's state directory"},
+		{Workspace{Path: "/home/u/.local/state/moat/sandboxes/a"}, true, "is inside moat's state directory"},
+		{Workspace{Path: "/home/u/.local"}, false, "contains moat's state directory"},
+		{Workspace{Path: "/home/u/.local"}, true, "contains moat's state directory"},
+		{Workspace{Path: "/home/u/.local", ReadOnly: true}, false, "contains moat's state directory"},
+		{Workspace{Path: "/home/u/.local", ReadOnly: true}, true, ""},
+		{Workspace{Path: "/opt/moat"}, false, "contains moat's binary /opt/moat/bin/moat"},
+		{Workspace{Path: "/"}, true, "contains moat's state directory"},
+	} {
+		err := CheckProtected(c.w, c.force, prot)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%v force=%v: %v, want %q", c.w, c.force, err, c.want)
+		}
+	}
+}

@@ -80,3 +80,61 @@ func ValidateWorkspace(p string, force bool) (string, error) {
 func isRoot(p string) bool {
 	return filepath.Dir(p) == p
 }
+
+// Protected is a host directory or file a sandbox must never be able to
+// change: moat's state (records, disks, templates), its runtime directory
+// (sockets), the guest assets and the moat binary. A sandbox that could
+// write them could rewrite another sandbox's record to share any host
+// folder, or replace the kernel or the binary the user runs.
+type Protected struct {
+	Path string // absolute, symlink-resolved where it exists
+	What string // e.g. "state directory"
+}
+
+// ProtectedPaths lists what a layout and the guest assets directory (may be
+// empty) put out of a sandbox's reach, with the running executable.
+func ProtectedPaths(home, runtime, assetsDir string) []Protected {
+	var out []Protected
+	add := func(p, what string) {
+		if p == "" {
+			return
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		out = append(out, Protected{Path: p, What: what})
+	}
+	add(home, "state directory")
+	add(runtime, "runtime directory")
+	add(assetsDir, "guest assets directory")
+	if exe, err := os.Executable(); err == nil {
+		add(exe, "binary")
+	}
+	return out
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	if p == dir {
+		return true
+	}
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// CheckProtected refuses a workspace inside a protected path, and one that
+// contains a protected path unless it is read-only and force is given.
+func CheckProtected(w Workspace, force bool, prot []Protected) error {
+	for _, p := range prot {
+		switch {
+		case within(w.Path, p.Path):
+			return fmt.Errorf("workspace %s is inside moat's %s %s, which a sandbox must not be able to change; share a project folder elsewhere", w.Path, p.What, p.Path)
+		case within(p.Path, w.Path) && !(w.ReadOnly && force):
+			return fmt.Errorf("workspace %s contains moat's %s %s, which a sandbox must not be able to change; share a folder that does not contain it (or, with --force, share this one read-only with :ro)", w.Path, p.What, p.Path)
+		}
+	}
+	return nil
+}

@@ -207,9 +207,19 @@ func (s *sup) boot(ctx context.Context) error {
 		return fmt.Errorf("template %q was not in the template store when sandbox %s was created; remove it (`moat rm %s`) and create it again with `moat run` (which pulls or loads the template)", s.rec.Template, s.rec.Name, s.rec.Name)
 	}
 	var ws []vm.Workspace
+	assetsDir := ""
+	if s.cfg.Assets != nil {
+		assetsDir = s.cfg.Assets.Dir
+	}
+	prot := sandbox.ProtectedPaths(s.cfg.Layout.Home, s.cfg.Layout.Runtime, assetsDir)
 	for _, w := range s.rec.Workspaces {
 		if fi, err := os.Stat(w.Path); err != nil || !fi.IsDir() {
 			return fmt.Errorf("workspace %s no longer exists (or is not a directory); recreate it, or remove the sandbox with `moat rm %s`", w.Path, s.rec.Name)
+		}
+		// Checked at create time too; again here, so a record changed on
+		// disk cannot share moat's own files.
+		if err := sandbox.CheckProtected(w, s.rec.Force, prot); err != nil {
+			return fmt.Errorf("sandbox %s: %w; remove it with `moat rm %s`", s.rec.Name, err, s.rec.Name)
 		}
 		ws = append(ws, vm.Workspace{HostPath: w.Path, ReadOnly: w.ReadOnly})
 	}
