@@ -78,6 +78,14 @@ func TestCLIFlow(t *testing.T) {
 	if r := moat(t, "", "exec", "-w", "/tmp", "-u", "root", name, "pwd"); r.out != "/tmp\n" {
 		t.Fatalf("exec -w: %+v", r)
 	}
+	os.MkdirAll(filepath.Join(ws, "sub"), 0o777)
+	if r := moat(t, "", "exec", "-w", "sub", name, "pwd"); r.out != filepath.Join(ws, "sub")+"\n" {
+		t.Fatalf("exec -w relative: %+v", r)
+	}
+	if r := moat(t, "", "exec", name, "--", "echo", "after-dashes"); r.code != 0 || r.out != "after-dashes\n" {
+		t.Fatalf("exec NAME -- CMD: %+v", r)
+	}
+	oneLineErr(t, moat(t, "", "exec", name, "--"), "needs a command after the sandbox name")
 	if r := moat(t, "", "exec", "-u", "root", name, "whoami"); r.out != "root\n" {
 		t.Fatalf("exec -u: %+v", r)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,12 @@ func newExecCmd(g *globals) *cobra.Command {
 				return usageError(c, "exec needs a sandbox name and a command")
 			}
 			name, argv := args[0], args[1:]
+			if len(argv) > 0 && argv[0] == "--" { // moat exec NAME -- CMD, as in kubectl
+				argv = argv[1:]
+			}
+			if len(argv) == 0 {
+				return usageError(c, "exec needs a command after the sandbox name")
+			}
 			if _, inTTY := isTerminal(g.stdin); tty && interactive && !inTTY {
 				// A terminal would echo piped input back and turn \n into \r\n.
 				return usageError(c, "-t needs a terminal on stdin, and stdin is a pipe or file; use -i alone to pipe input")
@@ -57,8 +64,12 @@ func newExecCmd(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("sandbox %s is %s; start it with `moat run %s`", name, s.Status, name)
 			}
-			if dir == "" {
+			switch {
+			case dir == "":
 				dir = s.Workspace()
+			case !path.IsAbs(dir):
+				// Relative to the workspace, where the command would start.
+				dir = path.Join(s.Workspace(), dir)
 			}
 			if tty {
 				if t := os.Getenv("TERM"); t != "" {
@@ -91,9 +102,9 @@ func newExecCmd(g *globals) *cobra.Command {
 	fl.BoolVarP(&tty, "tty", "t", false, "allocate a terminal")
 	fl.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable (K=V, or K to pass the host's value)")
 	fl.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file (K=V lines)")
-	fl.StringVarP(&dir, "workdir", "w", "", "working directory in the sandbox (default: the workspace)")
+	fl.StringVarP(&dir, "workdir", "w", "", "working directory in the sandbox (default: the workspace; a relative path is taken inside it)")
 	fl.StringVarP(&user, "user", "u", "", "user name or uid (default: agent)")
-	fl.BoolVar(&withCreds, "credentials", false, "pass the sandbox agent's credentials (from the keychain or environment), as `moat run` does")
+	fl.BoolVar(&withCreds, "credentials", false, "pass the sandbox agent's credentials (from the keychain or environment), as moat run does")
 	return c
 }
 
