@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/term"
 
 	"github.com/moatsandbox/moat/vmhost/api"
+	"github.com/moatsandbox/moat/vmhost/sandbox"
 )
 
 var (
@@ -89,11 +92,59 @@ func (g *globals) attach(ctx context.Context, c *api.Client, name string, req ap
 	if raw {
 		restoreTerminal()
 	}
-	if err != nil {
-		return 0, err
-	}
 	if st.Error != "" {
 		fmt.Fprintf(g.stderr, "moat: %s\n", st.Error)
 	}
+	if err != nil || st.Code == 137 || st.Code == 143 {
+		// Killed (a stopping guest sends SIGTERM, then SIGKILL), or the
+		// stream broke: say so when it was the sandbox that went away,
+		// rather than end with a bare exit status.
+		tries := 2
+		if err != nil {
+			tries = 5
+		}
+		if why := g.sandboxGone(c, name, tries); why != "" {
+			if req.TTY && inTTY {
+				fmt.Fprint(g.stderr, "\r\n")
+			}
+			fmt.Fprintf(g.stderr, "moat: %s\n", why)
+			if err != nil {
+				return 0, exitError{137}
+			}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
 	return st.Code, nil
+}
+
+// sandboxGone says how a session's sandbox ended, or "" while it runs.
+func (g *globals) sandboxGone(c *api.Client, name string, tries int) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The daemon notices a stop within its poll interval; give it a moment.
+	for i := 0; ; i++ {
+		sb, err := c.Get(ctx, name)
+		if err != nil {
+			if errors.Is(err, sandbox.ErrNotFound) {
+				return fmt.Sprintf("sandbox %s was removed; the session ended", name)
+			}
+			return ""
+		}
+		switch sb.Status {
+		case api.StatusStopped, api.StatusStopping:
+			return fmt.Sprintf("sandbox %s stopped; the session ended (`moat run %s` starts it again)", name, name)
+		case api.StatusError:
+			return fmt.Sprintf("sandbox %s stopped: %s; the session ended (see `moat logs %s`)", name, firstLine(sb.Reason, 200), name)
+		}
+		if i+1 >= tries {
+			return ""
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
 }

@@ -417,8 +417,16 @@ func TestSeedFlow(t *testing.T) {
 		t.Fatalf("session attached across the daemon kill: exit %d", code)
 	}
 
-	// 5. stop -> stopped; exec on a stopped sandbox fails cleanly.
+	// 5. stop -> stopped; a session attached at the time says why it
+	// ended; exec on a stopped sandbox fails cleanly.
+	st := h.startPTY("exec", "-it", name, "sh")
+	soff := st.waitFor("$", 0, 20*time.Second)
+	st.send("echo ATTACHED\r")
+	st.waitFor("ATTACHED", soff, 10*time.Second)
 	h.ok("stop", name)
+	if code := st.wait(30 * time.Second); code == 0 || !strings.Contains(st.output(), "moat: sandbox "+name+" stopped; the session ended") {
+		t.Fatalf("session open during stop: exit %d, output:\n%s", code, st.output())
+	}
 	if st := h.status(name); st != "stopped" {
 		t.Fatalf("after stop: %q", st)
 	}
