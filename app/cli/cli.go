@@ -66,9 +66,24 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(g.stderr, "moat: %s\n", msg)
+	fmt.Fprintf(g.stderr, "moat: %s\n", oneLine(strings.TrimSpace(err.Error()), g.debug))
 	return 1
+}
+
+// oneLine keeps an error to one line: its first, plus what QEMU said when
+// the report quotes it; --debug prints the whole report (command line,
+// console tail) as it is.
+func oneLine(msg string, debug bool) string {
+	first, rest, multi := strings.Cut(msg, "\n")
+	if !multi || debug {
+		return msg
+	}
+	if _, said, ok := strings.Cut(rest, "qemu said:\n"); ok {
+		if l, _, _ := strings.Cut(said, "\n"); strings.TrimSpace(l) != "" {
+			first += "; qemu said: " + strings.TrimSpace(l)
+		}
+	}
+	return first + " (run with --debug for the full report)"
 }
 
 func newRoot(g *globals) *cobra.Command {

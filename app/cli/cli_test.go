@@ -140,6 +140,7 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"run", "shell", "/"}, "refusing to share the filesystem root"},
 		{[]string{"run", "--name", "a/b", "shell", ws}, "letters, digits"},
 		{[]string{"run", "--memory", "lots", "shell", ws}, "invalid --memory"},
+		{[]string{"run", "--memory", "900g", "shell", ws}, "is more than this machine has"},
 		{[]string{"run", "nope", ws}, `"nope" is not an agent (agents: `},
 		{[]string{"run", "--name", "", "shell", ws}, "--name is empty"},
 		{[]string{"create", "--name=", "shell", ws}, "--name is empty"},
@@ -200,5 +201,22 @@ func TestDaemonEnvDropsSecrets(t *testing.T) {
 	want := "PATH=/bin MOAT_GUEST_DIR=/g XDG_RUNTIME_DIR=/run/u HOME=/h LC_ALL=C"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("daemonEnv = %v", got)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	report := "sandbox m failed to start: qemu: start-up failed: qemu exited with status 1\nqemu said:\n  qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory\ncommand: qemu-system-x86_64 -m 512000"
+	want := "sandbox m failed to start: qemu: start-up failed: qemu exited with status 1; qemu said: qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory (run with --debug for the full report)"
+	if got := oneLine(report, false); got != want {
+		t.Fatalf("oneLine:\n%s\nwant\n%s", got, want)
+	}
+	if got := oneLine(report, true); got != report {
+		t.Fatalf("--debug: %q", got)
+	}
+	if got := oneLine("plain", false); got != "plain" {
+		t.Fatalf("plain: %q", got)
+	}
+	if got := oneLine("a\nb", false); got != "a (run with --debug for the full report)" {
+		t.Fatalf("two lines: %q", got)
 	}
 }

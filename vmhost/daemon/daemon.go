@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moatsandbox/moat/internal/hostmem"
 	"github.com/moatsandbox/moat/vmhost/agents"
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/assets"
@@ -269,6 +270,9 @@ func (d *Daemon) Create(ctx context.Context, req sandbox.Request) (*api.CreateRe
 	}
 	if req.MemoryMiB != 0 && (req.MemoryMiB < 256 || req.MemoryMiB > 1<<20) {
 		return nil, api.Errorf(api.CodeInvalid, "--memory %d MiB is out of range (256 MiB - 1 TiB)", req.MemoryMiB)
+	}
+	if host := hostmem.TotalMiB(); host > 0 && req.MemoryMiB > host {
+		return nil, api.Errorf(api.CodeInvalid, "--memory %d MiB is more than this machine has (%d MiB); ask for less, e.g. --memory %dm", req.MemoryMiB, host, host/2)
 	}
 	r, created, err := d.reg.Ensure(ctx, req)
 	if err != nil {
