@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -273,15 +274,24 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("cannot tell which sandboxes use templates, so nothing was removed: %w", err)
 			}
-			var errs []error
+			// All or nothing, as `moat rm`: every name must exist and be
+			// removable before any is removed.
+			for _, n := range args {
+				t, err := st.Get(n)
+				if err != nil {
+					return fmt.Errorf("%w; nothing was removed", err)
+				}
+				if u := users.inUse(t.Digest); len(u) > 0 && !force {
+					return fmt.Errorf("template %s is used by sandbox %s; remove %s first, or pass -f to drop the name (the disk stays until they are removed); nothing was removed", n, strings.Join(u, ", "), map[bool]string{true: "them", false: "it"}[len(u) > 1])
+				}
+			}
 			for _, n := range args {
 				if err := st.Remove(c.Context(), n, force, users.inUse); err != nil {
-					errs = append(errs, err)
-					continue
+					return err
 				}
 				fmt.Fprintln(g.stdout, n)
 			}
-			return errors.Join(errs...)
+			return nil
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "remove the name even while sandboxes use it (their disk stays until they are removed)")
@@ -300,12 +310,27 @@ workspaces) as the local template TAG. With -o, also write it as an archive that
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
+			// Everything that can be checked before a minutes-long save is.
+			if args[1] == agents.BaseTemplate {
+				return usageError(c, "%q is the bare guest's reserved name; pick another tag", args[1])
+			}
+			if _, err := template.ParseTag(args[1]); err != nil {
+				return err
+			}
+			if out != "" {
+				if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+					return fmt.Errorf("-o %s: the folder %s does not exist; create it or pick another path", out, filepath.Dir(out))
+				}
+			}
 			cl, err := g.connect(ctx, true)
 			if err != nil {
 				return err
 			}
 			s, err := cl.Get(ctx, args[0])
 			if err != nil {
+				if errors.Is(err, sandbox.ErrNotFound) {
+					return fmt.Errorf("no sandbox named %q (see `moat ls`)", args[0])
+				}
 				return err
 			}
 			if s.Status != api.StatusRunning {

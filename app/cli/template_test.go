@@ -92,6 +92,11 @@ func TestTemplateCommands(t *testing.T) {
 	if r := moat(t, "", "rm", "claude-proj"); r.code != 0 {
 		t.Fatalf("rm: %+v", r)
 	}
+	// All or nothing: an unknown name removes none of the others.
+	oneLineErr(t, moat(t, "", "template", "rm", "no-claude", "nosuch"), `no local template "nosuch"`)
+	if r := moat(t, "", "template", "ls"); !strings.Contains(r.out, "no-claude") {
+		t.Fatalf("template rm with an unknown name removed another: %+v", r)
+	}
 	if r := moat(t, "", "template", "rm", "with-claude", "no-claude"); r.code != 0 {
 		t.Fatalf("template rm: %+v", r)
 	}

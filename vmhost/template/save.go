@@ -42,6 +42,16 @@ type SaveOptions struct {
 	Progress Progress
 }
 
+// ParseTag checks a tag for a saved template: an image name with an
+// optional :tag (what `docker tag` accepts, e.g. my-claude:v2).
+func ParseTag(tag string) (name.Reference, error) {
+	r, err := name.NewTag(tag)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a valid template tag (use a name like my-template or my-template:v2: lower-case letters, digits, . _ - and /, then an optional :tag)", tag)
+	}
+	return r, nil
+}
+
 // Save makes a template called tag from rootfs, a tar of a sandbox's root
 // filesystem (see SnapshotScript). The tar is spooled to the store's tmp/
 // first (it is read more than once) and removed afterwards.
@@ -52,13 +62,9 @@ func (s *Store) Save(ctx context.Context, rootfs io.Reader, tag string, o SaveOp
 	if err := checkName(tag); err != nil {
 		return nil, err
 	}
-	var ref name.Reference
-	if o.Output != "" {
-		r, err := name.NewTag(tag)
-		if err != nil {
-			return nil, fmt.Errorf("save: %q is not a valid image tag for an archive: %v", tag, err)
-		}
-		ref = r
+	ref, err := ParseTag(tag)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
 		return nil, err
