@@ -104,7 +104,18 @@ The first command starts the per-user daemon (moat vmhost) when it is not runnin
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%v (see `%s --help`)", err, c.CommandPath())
+		msg := err.Error()
+		// pflag quotes Go's parser: `...: strconv.ParseInt: parsing "x": invalid syntax`.
+		if i := strings.Index(msg, ": strconv."); i >= 0 {
+			kind := "a number"
+			if strings.Contains(msg[i:], "ParseBool") {
+				kind = "true or false"
+			} else if strings.Contains(msg[i:], "ParseInt") || strings.Contains(msg[i:], "ParseUint") {
+				kind = "a whole number"
+			}
+			msg = msg[:i] + ": want " + kind
+		}
+		return fmt.Errorf("%s (see `%s --help`)", msg, c.CommandPath())
 	})
 	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "print debugging information")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "connect to the daemon at this unix socket")

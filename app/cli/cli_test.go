@@ -164,6 +164,9 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"create", "shell", filepath.Join(stateDir, "sandboxes")}, "is inside moat's state directory"},
 		{[]string{"create", "--force", "shell", filepath.Dir(stateDir)}, "contains moat's state directory"},
 		{[]string{"ls", "--bogus"}, "unknown flag"},
+		{[]string{"ls", "extra"}, "`moat ls` takes no arguments"},
+		{[]string{"logs"}, "usage is `moat logs [-f] NAME`"},
+		{[]string{"run", "--cpus", "junk", "shell", ws}, `invalid argument "junk" for "--cpus" flag: want a whole number (see`},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
 		oneLineErr(t, moat(t, "", c.args...), c.want)

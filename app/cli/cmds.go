@@ -30,7 +30,7 @@ func newLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List sandboxes",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -213,7 +213,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "logs [-f] NAME",
 		Short: "Print a sandbox's boot and console log",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -245,7 +245,7 @@ func newResetCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "reset",
 		Short: "Stop every sandbox and remove all sandboxes (templates and credentials stay)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := g.connect(c.Context(), true)
 			if err != nil {
@@ -281,7 +281,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version (and the running daemon's)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			fmt.Fprintln(g.stdout, versionString())
 			if cl, err := g.connect(c.Context(), false); err == nil {
@@ -307,7 +307,7 @@ func newVmhostCmd(g *globals) *cobra.Command {
 		Long: `Run the per-user daemon that serves the API on a unix socket in the state
 directory. Other commands start it in the background when it is not running.
 Sandboxes run in their own supervisor processes and survive daemon restarts.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			l, err := layout()
 			if err != nil {
@@ -353,7 +353,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 		Use:    daemon.SuperviseCommand + " NAME",
 		Short:  "Own one sandbox's VM (internal; started by the daemon)",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			l, err := layout()
 			if err != nil {

@@ -41,7 +41,7 @@ Providers: ` + strings.Join(keychain.IDs(), ", ") + `
 
 Precedence: the keychain first, then the variable in moat's own environment.
 ` + "`moat login --status`" + ` shows what is stored, masked, and where it comes from.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: maxArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			kc := g.keychain()
 			if status {
@@ -82,7 +82,7 @@ func newLogoutCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "logout [PROVIDER]",
 		Short: "Remove a stored credential from the OS keychain (default provider: anthropic)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			kc := g.keychain()
 			var ps []keychain.Provider

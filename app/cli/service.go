@@ -20,13 +20,13 @@ the daemon on demand; with one it starts the service instead.
 
 Sandboxes run in their own supervisor processes: installing, upgrading,
 restarting, stopping or uninstalling the service never stops them.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	sub := func(use, short string, f func(o *vmservice.Ops, c *cobra.Command) error) *cobra.Command {
 		return &cobra.Command{
 			Use:   use,
 			Short: short,
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(c *cobra.Command, args []string) error {
 				l, err := layout()
 				if err != nil {

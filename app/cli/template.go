@@ -122,7 +122,7 @@ func newTemplateLsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls",
 		Short: "List local templates",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			st, err := templateStore()
 			if err != nil {
@@ -179,7 +179,7 @@ func newTemplatePullCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pull REFERENCE",
 		Short: "Pull an image from a registry (again) and make it a template",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return g.storeOp(quiet, func(st *template.Store, pr template.Progress) (*template.Template, error) {
 				return st.Pull(c.Context(), args[0], template.ResolveOptions{Progress: pr})
@@ -196,7 +196,7 @@ func newTemplateLoadCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "load PATH",
 		Short: "Make a template of an OCI image layout directory or an OCI / docker-save archive",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return g.storeOp(quiet, func(st *template.Store, pr template.Progress) (*template.Template, error) {
 				return st.Load(c.Context(), args[0], name, pr)
@@ -264,7 +264,7 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove templates (refused while a sandbox uses one, unless -f)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			st, err := templateStore()
 			if err != nil {
@@ -307,7 +307,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 		Long: `Save sandbox NAME's filesystem (its template plus everything changed in it; not the
 workspaces) as the local template TAG. With -o, also write it as an archive that
 ` + "`moat template load`" + ` and ` + "`docker load`" + ` read. The sandbox must be running.`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			// Everything that can be checked before a minutes-long save is.
