@@ -61,6 +61,10 @@ func newExecCmd(g *globals) *cobra.Command {
 			case api.StatusRunning:
 			case api.StatusError:
 				return fmt.Errorf("sandbox %s is not running (%s); start it again with `moat run %s`", name, firstLine(s.Reason, 200), name)
+			case api.StatusStarting:
+				return fmt.Errorf("sandbox %s is still starting; `moat run -d %s` waits until it is up", name, name)
+			case api.StatusStopping:
+				return fmt.Errorf("sandbox %s is stopping; start it again with `moat run %s` once it has stopped", name, name)
 			default:
 				return fmt.Errorf("sandbox %s is %s; start it with `moat run %s`", name, s.Status, name)
 			}
