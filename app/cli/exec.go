@@ -13,6 +13,7 @@ import (
 	"github.com/moatsandbox/moat/vmhost/agents"
 	"github.com/moatsandbox/moat/vmhost/api"
 	"github.com/moatsandbox/moat/vmhost/sandbox"
+	"github.com/moatsandbox/moat/vmhost/template"
 )
 
 func newExecCmd(g *globals) *cobra.Command {
@@ -86,7 +87,7 @@ func newExecCmd(g *globals) *cobra.Command {
 					return err
 				}
 				// -e and --env-file entries override credentials.
-				env = mergeEnv(g.credentials(ag), env)
+				env = template.MergeEnv(g.credentials(ag), env)
 			}
 			// The daemon puts the template image's env (PATH...) under these.
 			req := api.ExecRequest{Argv: argv, Env: env, Dir: dir, User: user, TTY: tty, Stdin: interactive}

@@ -5,9 +5,9 @@ package cli
 import (
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 
+	"github.com/moatsandbox/moat/app/terminal"
 	"github.com/moatsandbox/moat/vmhost/protocol"
 )
 
@@ -27,15 +27,5 @@ func readOnlyForAgent(dir string) string {
 	if !ok || st.Uid != 0 || fi.Mode().Perm()&0o002 != 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s belongs to root and others may not write it, so the sandbox's agent user (uid %d) can read it but not write it; to let it write, `chown -R %d %s` (the agent then takes that uid), or run it as `moat exec -u root`", dir, protocol.DefaultUID, protocol.DefaultUID, shellQuote(dir))
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@%", r)) {
-			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-		}
-	}
-	return s
+	return fmt.Sprintf("%s belongs to root and others may not write it, so the sandbox's agent user (uid %d) can read it but not write it; to let it write, `chown -R %d %s` (the agent then takes that uid), or run it as `moat exec -u root`", dir, protocol.DefaultUID, protocol.DefaultUID, terminal.ShellQuote(dir))
 }

@@ -102,9 +102,6 @@ func (g *globals) resolveTemplate(ctx context.Context, cl *api.Client, req *sand
 	return nil
 }
 
-// mergeEnv appends over to base, a later KEY replacing an earlier one.
-var mergeEnv = template.MergeEnv
-
 func newTemplateCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "template",

@@ -15,10 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/moatsandbox/moat/vmhost/agents"
@@ -339,7 +337,7 @@ func distinctWorkspaces(ws []Workspace) error {
 			if a == b && i < j {
 				return fmt.Errorf("workspace %s is listed twice; list each folder once (add :ro to make an extra workspace read-only)", a)
 			}
-			if a != b && strings.HasPrefix(a, strings.TrimSuffix(b, string(filepath.Separator))+string(filepath.Separator)) {
+			if a != b && within(a, b) {
 				return fmt.Errorf("workspace %s is inside workspace %s; share the outer folder only", a, b)
 			}
 		}

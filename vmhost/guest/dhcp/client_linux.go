@@ -3,6 +3,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -95,7 +96,7 @@ func (c *conn) receive(ctx context.Context, xid uint32, deadline time.Time, type
 			continue
 		}
 		m, err := Parse(payload)
-		if err != nil || m.Op != opReply || m.XID != xid || !bytesEqual(m.CHAddr, c.ifi.HardwareAddr) {
+		if err != nil || m.Op != opReply || m.XID != xid || !bytes.Equal(m.CHAddr, c.ifi.HardwareAddr) {
 			continue
 		}
 		for _, t := range types {
@@ -104,18 +105,6 @@ func (c *conn) receive(ctx context.Context, xid uint32, deadline time.Time, type
 			}
 		}
 	}
-}
-
-func bytesEqual(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 var errTimeout = errors.New("no answer")
